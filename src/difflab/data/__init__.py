@@ -1,0 +1,1 @@
+"""Data sources: built-in 2-D sets, user files, and normalization."""

@@ -1,0 +1,119 @@
+"""User point data from CSV or .npy files, checked so that every problem gets one clear message."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from difflab.data.toy import PointData
+from difflab.errors import UserError
+
+LABEL_COLUMN = "label"
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _labels_to_ints(raw: list[str]) -> tuple[np.ndarray, list[str]]:
+    """Map label strings to 0..K-1; integer labels keep their numeric order."""
+    names = sorted(set(raw), key=lambda s: (0, int(s), s) if s.lstrip("-").isdigit() else (1, 0, s))
+    index = {name: k for k, name in enumerate(names)}
+    return np.array([index[s] for s in raw], dtype=np.int64), names
+
+
+def read_csv(path: Path) -> PointData:
+    """Read a CSV of numbers, header optional; a header column named `label` holds class labels."""
+    try:
+        with path.open(newline="") as f:
+            rows = [row for row in csv.reader(f) if row and any(cell.strip() for cell in row)]
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not a text CSV file ({e.reason})") from None
+    if not rows:
+        raise UserError(f"{path}: the file is empty")
+    rows = [[cell.strip() for cell in row] for row in rows]
+    header: list[str] | None = None
+    if not all(_is_number(c) for c in rows[0]):
+        header, rows = rows[0], rows[1:]
+        if not rows:
+            raise UserError(f"{path}: the file has a header but no data rows")
+    width = len(header) if header else len(rows[0])
+    for n, row in enumerate(rows, start=2 if header else 1):
+        if len(row) != width:
+            raise UserError(
+                f"{path}: line {n} has {len(row)} columns, expected {width} (ragged rows)"
+            )
+    label_col = header.index(LABEL_COLUMN) if header and LABEL_COLUMN in header else None
+    data_cols = [k for k in range(width) if k != label_col]
+    if not data_cols:
+        raise UserError(f"{path}: no data columns besides '{LABEL_COLUMN}'")
+    values = np.empty((len(rows), len(data_cols)), dtype=np.float64)
+    for n, row in enumerate(rows, start=2 if header else 1):
+        for j, k in enumerate(data_cols):
+            try:
+                values[n - (2 if header else 1), j] = float(row[k])
+            except ValueError:
+                raise UserError(
+                    f"{path}: line {n}, column {k + 1}: {row[k]!r} is not a number"
+                ) from None
+    labels, names = (None, None)
+    if label_col is not None:
+        labels, names = _labels_to_ints([row[label_col] for row in rows])
+    return PointData(values, labels, names)
+
+
+def read_npy(path: Path) -> PointData:
+    """Read a .npy array of shape (N, D) (or (N,) as D = 1); never unpickles objects."""
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except ValueError as e:
+        raise UserError(f"{path}: not a plain numeric .npy array ({e})") from None
+    except (OSError, EOFError) as e:
+        raise UserError(f"{path}: cannot read .npy file ({e})") from None
+    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "biuf":
+        raise UserError(
+            f"{path}: expected a numeric array, got dtype {getattr(arr, 'dtype', type(arr))}"
+        )
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        raise UserError(f"{path}: expected an array of shape (N, D), got shape {arr.shape}")
+    return PointData(arr.astype(np.float64))
+
+
+def validate(data: PointData, source: str) -> PointData:
+    """Reject data no model can learn from: too few rows, no columns, NaN or inf."""
+    x = data.x
+    if x.ndim != 2 or x.shape[1] < 1:
+        raise UserError(f"{source}: expected shape (N, D) with D ≥ 1, got {x.shape}")
+    if x.shape[0] < 2:
+        raise UserError(f"{source}: needs at least 2 rows of data, got {x.shape[0]}")
+    bad = ~np.isfinite(x)
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise UserError(
+            f"{source}: non-finite value {x[row, col]} at row {row + 1}, column {col + 1}"
+        )
+    return data
+
+
+def read_points(path: Path) -> PointData:
+    """Read and check a user point file by its extension (.csv, .txt, .npy)."""
+    if not path.exists():
+        raise UserError(f"{path}: no such file")
+    if path.is_dir():
+        raise UserError(f"{path}: is a directory, expected a .csv or .npy file")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        data = read_npy(path)
+    elif suffix in (".csv", ".txt"):
+        data = read_csv(path)
+    else:
+        raise UserError(f"{path}: unknown file type {suffix or '(none)'}; use .csv or .npy")
+    return validate(data, str(path))

@@ -1,0 +1,26 @@
+"""Resolve a `--data` string to points: a built-in dataset name or a file path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from difflab.data.files import read_points
+from difflab.data.toy import DATASETS, PointData, builtin
+from difflab.errors import UserError
+
+
+def load_points(spec: str, n: int, seed: int) -> PointData:
+    """Built-in name → n fresh i.i.d. points from `seed`; otherwise read the file at `spec`."""
+    if spec in DATASETS:
+        return builtin(spec, n, seed)
+    path = Path(spec)
+    if path.suffix == "" and not path.exists():
+        raise UserError(
+            f"unknown dataset {spec!r}; built-in: {', '.join(DATASETS)}, or a .csv/.npy path"
+        )
+    return read_points(path)
+
+
+def is_builtin(spec: str) -> bool:
+    """True when `spec` names a generator (fresh data can be drawn for evaluation)."""
+    return spec in DATASETS

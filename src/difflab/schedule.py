@@ -1,0 +1,220 @@
+"""Noise schedules: the cumulative signal fractions ᾱ_t and everything derived from them.
+
+Timesteps are 0-based: t = 0 is the least noisy step, t = T-1 the noisiest. The data itself is
+"step -1" with ᾱ_{-1} = 1. A `Schedule` stores ᾱ_t in float64 and derives β_t, α_t, the SNR and
+the posterior q(x_{t-1} | x_t, x_0) from it, so a respaced schedule (a subset of the trained
+steps) is just another `Schedule` built from the kept ᾱ's (Nichol & Dhariwal 2021, sec. 4).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+import torch
+
+ScheduleName = Literal["cosine", "linear", "sigmoid", "series"]
+SCHEDULE_NAMES: tuple[str, ...] = get_args(ScheduleName)
+
+#: ᾱ_{T-1} above this leaves visible signal at the start of sampling from N(0, I).
+TERMINAL_ALPHA_BAR_WARN = 1e-2
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A discrete diffusion process defined by ᾱ at each of its steps.
+
+    `timesteps[i]` is the trained model timestep that step i stands for: `arange(T)` for a full
+    schedule, an increasing subset for a respaced one. Samplers walk i = len-1 .. 0 and pass
+    `timesteps[i]` to the denoiser; the previous step is always i-1 of this array.
+    """
+
+    alphas_cumprod: torch.Tensor  # (K,) float64, strictly decreasing in (0, 1]
+    timesteps: torch.Tensor  # (K,) int64, strictly increasing model timesteps
+
+    def __post_init__(self) -> None:
+        ab = self.alphas_cumprod
+        if ab.dtype != torch.float64 or ab.ndim != 1 or len(ab) < 1:
+            raise ValueError("alphas_cumprod must be a non-empty 1-D float64 tensor")
+        if not bool(((ab > 0) & (ab <= 1)).all()):
+            raise ValueError("alphas_cumprod must lie in (0, 1]")
+        if len(ab) > 1 and not bool((ab[1:] < ab[:-1]).all()):
+            raise ValueError("alphas_cumprod must be strictly decreasing")
+        if self.timesteps.shape != ab.shape:
+            raise ValueError("timesteps and alphas_cumprod must have the same length")
+
+    @classmethod
+    def from_alphas_cumprod(cls, alphas_cumprod: torch.Tensor) -> Schedule:
+        """A full schedule whose step i is model timestep i."""
+        ab = torch.as_tensor(alphas_cumprod, dtype=torch.float64)
+        return cls(ab, torch.arange(len(ab), dtype=torch.int64))
+
+    def __len__(self) -> int:
+        return len(self.alphas_cumprod)
+
+    # --- quantities at each step (all float64, shape (K,)) ---
+    @property
+    def alphas_cumprod_prev(self) -> torch.Tensor:
+        """ᾱ_{t-1}, with ᾱ_{-1} = 1 (the data)."""
+        one = torch.ones(1, dtype=torch.float64)
+        return torch.cat([one, self.alphas_cumprod[:-1]])
+
+    @property
+    def alphas(self) -> torch.Tensor:
+        """α_t = ᾱ_t / ᾱ_{t-1} (Ho et al. 2020, sec. 2)."""
+        return self.alphas_cumprod / self.alphas_cumprod_prev
+
+    @property
+    def betas(self) -> torch.Tensor:
+        """β_t = 1 - α_t."""
+        return 1.0 - self.alphas
+
+    @property
+    def snr(self) -> torch.Tensor:
+        """SNR_t = ᾱ_t / (1 - ᾱ_t) (Kingma et al. 2021, eq. 2)."""
+        ab = self.alphas_cumprod
+        return ab / (1.0 - ab)
+
+    @property
+    def log_snr(self) -> torch.Tensor:
+        """log SNR_t, computed stably."""
+        ab = self.alphas_cumprod
+        return torch.log(ab) - torch.log1p(-ab)
+
+    @property
+    def posterior_variance(self) -> torch.Tensor:
+        """β̃_t = β_t (1 - ᾱ_{t-1}) / (1 - ᾱ_t) (Ho et al. 2020, eq. 7); 0 at t = 0."""
+        return self.betas * (1.0 - self.alphas_cumprod_prev) / (1.0 - self.alphas_cumprod)
+
+    @property
+    def posterior_log_variance_clipped(self) -> torch.Tensor:
+        """log β̃_t with the t = 0 entry (where β̃ = 0) replaced by log β̃_1, as in improved-DDPM."""
+        var = self.posterior_variance
+        if len(var) == 1:
+            return torch.log(self.betas)
+        return torch.log(torch.cat([var[1:2], var[1:]]))
+
+    @property
+    def posterior_mean_coef_x0(self) -> torch.Tensor:
+        """Coefficient of x_0 in μ̃_t: √ᾱ_{t-1} β_t / (1 - ᾱ_t) (Ho et al. 2020, eq. 7)."""
+        return self.alphas_cumprod_prev.sqrt() * self.betas / (1.0 - self.alphas_cumprod)
+
+    @property
+    def posterior_mean_coef_xt(self) -> torch.Tensor:
+        """Coefficient of x_t in μ̃_t: √α_t (1 - ᾱ_{t-1}) / (1 - ᾱ_t) (Ho et al. 2020, eq. 7)."""
+        return self.alphas.sqrt() * (1.0 - self.alphas_cumprod_prev) / (1.0 - self.alphas_cumprod)
+
+    @property
+    def terminal_alpha_bar(self) -> float:
+        """ᾱ at the noisiest step: how much signal is left where sampling starts from N(0, I)."""
+        return float(self.alphas_cumprod[-1])
+
+    @property
+    def num_train_timesteps(self) -> int:
+        """Number of model timesteps the schedule was built over (≥ len for a respaced one)."""
+        return int(self.timesteps[-1]) + 1
+
+    def respace(self, keep: torch.Tensor | list[int]) -> Schedule:
+        """A new process over the kept model timesteps (improved-diffusion's respacing).
+
+        β'_i = 1 - ᾱ_{k_i} / ᾱ_{k_{i-1}} follows from `alphas_cumprod` of the kept steps, so every
+        derived quantity (posterior, variances) is that of a valid shorter diffusion.
+        """
+        idx = torch.as_tensor(keep, dtype=torch.int64).flatten()
+        if idx.numel() == 0:
+            raise ValueError("respacing needs at least one timestep")
+        if bool((idx[1:] <= idx[:-1]).any()):
+            raise ValueError("respaced timesteps must be strictly increasing")
+        positions = torch.searchsorted(self.timesteps, idx)
+        positions = positions.clamp(max=len(self) - 1)
+        if not bool((self.timesteps[positions] == idx).all()):
+            raise ValueError(
+                f"respaced timesteps must be a subset of {self.timesteps.tolist()[:5]}..."
+            )
+        return Schedule(self.alphas_cumprod[positions], self.timesteps[positions])
+
+
+# --- constructors named after their definition ---
+
+
+def linear_alphas_cumprod(num_steps: int, beta_start: float, beta_end: float) -> torch.Tensor:
+    """ᾱ_t = Π_{s≤t} (1 - β_s) with β linear from beta_start to beta_end (Ho et al. 2020, sec. 4)."""
+    betas = torch.linspace(beta_start, beta_end, num_steps, dtype=torch.float64)
+    return torch.cumprod(1.0 - betas, dim=0)
+
+
+def cosine_alphas_cumprod(
+    num_steps: int, s: float = 0.008, max_beta: float = 0.999
+) -> torch.Tensor:
+    """ᾱ_t = f(t+1)/f(0), f(u) = cos²((u/T + s)/(1 + s)·π/2), β clipped at max_beta.
+
+    Nichol & Dhariwal 2021, eq. 17. The step index is shifted by one because our t = 0 is their
+    t = 1; clipping β (their sec. 3.2) is applied on the step ratios and then re-accumulated.
+    """
+    u = torch.arange(num_steps + 1, dtype=torch.float64) / num_steps
+    f = torch.cos((u + s) / (1 + s) * math.pi / 2) ** 2
+    betas = (1.0 - f[1:] / f[:-1]).clamp(max=max_beta)
+    return torch.cumprod(1.0 - betas, dim=0)
+
+
+def sigmoid_alphas_cumprod(
+    num_steps: int, start: float = -3.0, end: float = 3.0, tau: float = 1.0, max_beta: float = 0.999
+) -> torch.Tensor:
+    """ᾱ from a scaled sigmoid of time (Jabri et al. 2022, "Scalable adaptive computation", alg. 1)."""
+    u = torch.arange(num_steps + 1, dtype=torch.float64) / num_steps
+    v_start = torch.sigmoid(torch.tensor(start / tau, dtype=torch.float64))
+    v_end = torch.sigmoid(torch.tensor(end / tau, dtype=torch.float64))
+    f = (-torch.sigmoid((u * (end - start) + start) / tau) + v_end) / (v_end - v_start)
+    betas = (1.0 - f[1:] / f[:-1]).clamp(max=max_beta)
+    return torch.cumprod(1.0 - betas, dim=0)
+
+
+def make_schedule(name: str, num_steps: int) -> Schedule:
+    """Build a named schedule with T = num_steps.
+
+    - ``cosine``: Nichol & Dhariwal's cosine, s = 0.008 (the default; reaches ᾱ_{T-1} ≈ 0).
+    - ``linear``: Ho et al.'s 1e-4..0.02 rescaled to T steps (β·1000/T), so ᾱ_{T-1} ≈ 0 for any T.
+    - ``sigmoid``: Jabri et al.'s sigmoid schedule (start -3, end 3, τ = 1).
+    - ``series``: the tutorial series' exact setting, linear 1e-4..0.02 *without* rescaling. At
+      T = 200 it ends at ᾱ ≈ 0.13, so sampling from N(0, I) starts from the wrong place; kept only
+      to reproduce the series.
+    """
+    if name not in SCHEDULE_NAMES:
+        raise ValueError(f"unknown schedule {name!r}; choose one of {', '.join(SCHEDULE_NAMES)}")
+    if num_steps < 2:
+        raise ValueError("a schedule needs at least 2 timesteps")
+    if name == "cosine":
+        ab = cosine_alphas_cumprod(num_steps)
+    elif name == "linear":
+        scale = 1000.0 / num_steps
+        ab = linear_alphas_cumprod(num_steps, 1e-4 * scale, min(0.02 * scale, 0.999))
+    elif name == "sigmoid":
+        ab = sigmoid_alphas_cumprod(num_steps)
+    else:
+        ab = linear_alphas_cumprod(num_steps, 1e-4, 0.02)
+    return Schedule.from_alphas_cumprod(ab)
+
+
+def spaced_timesteps(
+    num_train_steps: int, num_steps: int, spacing: Literal["trailing", "linspace"] = "trailing"
+) -> torch.Tensor:
+    """Pick `num_steps` of `num_train_steps` timesteps, always including the last one (T-1).
+
+    ``trailing`` counts back from T-1 in equal strides (Lin et al. 2024, table 2); ``linspace``
+    rounds an even grid from 0 to T-1. Both start the chain at the noisiest trained step, which
+    the "leading" spacing does not.
+    """
+    if not 1 <= num_steps <= num_train_steps:
+        raise ValueError(f"steps must be between 1 and {num_train_steps}, got {num_steps}")
+    if spacing == "trailing":
+        stride = num_train_steps / num_steps
+        ts = torch.round(num_train_steps - 1 - torch.arange(num_steps) * stride).flip(0)
+    elif spacing == "linspace":
+        ts = torch.linspace(0, num_train_steps - 1, num_steps).round()
+    else:
+        raise ValueError(f"unknown spacing {spacing!r}; choose trailing or linspace")
+    ts = ts.to(torch.int64)
+    if bool((ts[1:] <= ts[:-1]).any()):
+        raise AssertionError("spacing produced repeated timesteps")  # cannot happen for steps ≤ T
+    return ts
