@@ -67,9 +67,7 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
     try:
         return st_load(path.read_bytes())
     except (SafetensorError, ValueError, OSError) as e:
-        raise UserError(
-            f"{path}: corrupt or foreign weights file ({str(e).splitlines()[0]})"
-        ) from None
+        raise UserError(f"{path}: corrupt or foreign weights file ({str(e).splitlines()[0]})") from None
 
 
 def save_state(path: Path, state: dict[str, Any]) -> None:
@@ -87,9 +85,7 @@ def load_state(path: Path) -> dict[str, Any]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         first = str(e).splitlines()[0]
-        raise UserError(
-            f"{path}: refused to load, not a plain weights-only state ({first})"
-        ) from None
+        raise UserError(f"{path}: refused to load, not a plain weights-only state ({first})") from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise UserError(f"{path}: corrupt or truncated training state ({first})") from None

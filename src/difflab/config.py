@@ -72,9 +72,7 @@ def _coerce(name: str, kind: Any, value: Any) -> Any:
     if get_origin(kind) is Literal:
         choices = get_args(kind)
         if value not in choices:
-            raise UserError(
-                f"invalid {name} {value!r}; choose one of: {', '.join(map(str, choices))}"
-            )
+            raise UserError(f"invalid {name} {value!r}; choose one of: {', '.join(map(str, choices))}")
         return value
     if kind is bool:
         if isinstance(value, bool):
@@ -108,9 +106,7 @@ def make_config(values: dict[str, Any], base: TrainConfig | None = None) -> Trai
     names = {f.name for f in fields(TrainConfig)}
     unknown = sorted(set(values) - names)
     if unknown:
-        raise UserError(
-            f"unknown option(s) {', '.join(unknown)}; valid options: {', '.join(sorted(names))}"
-        )
+        raise UserError(f"unknown option(s) {', '.join(unknown)}; valid options: {', '.join(sorted(names))}")
     merged = (base or TrainConfig()).to_dict()
     for key, value in values.items():
         merged[key] = _coerce(key, hints[key], value)

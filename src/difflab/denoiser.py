@@ -62,9 +62,7 @@ class Denoiser(nn.Module):
         """Map model timesteps 0..T-1 to the network's float time in [0, 1]."""
         return t.float() / max(len(self.schedule) - 1, 1)
 
-    def raw(
-        self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None
-    ) -> torch.Tensor:
+    def raw(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """The network's raw output (used by the training objective)."""
         return self.model(x, self.time_input(t), cond)
 
@@ -84,9 +82,7 @@ class Denoiser(nn.Module):
             eps = eps_from_x0(self.schedule, x, t, x0)
         return Prediction(x0, eps, var_interp)
 
-    def forward(
-        self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None
-    ) -> Prediction:
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> Prediction:
         """Predict x_0 and ε at (x_t, t), optionally conditioned on class labels."""
         return self.predict(x, t, self.raw(x, t, cond))
 
@@ -98,9 +94,7 @@ class Guided:
     sharpens. `labels` of None means unconditional (every sample gets the "no label" entry).
     """
 
-    def __init__(
-        self, denoiser: Denoiser, labels: torch.Tensor | None, weight: float, null_label: int
-    ) -> None:
+    def __init__(self, denoiser: Denoiser, labels: torch.Tensor | None, weight: float, null_label: int) -> None:
         self.denoiser = denoiser
         self.labels = labels
         self.weight = float(weight)

@@ -22,11 +22,7 @@ def energy_distance(x: torch.Tensor, y: torch.Tensor) -> float:
     independent samples of the same distribution give a small positive "floor".
     """
     x, y = x.double(), y.double()
-    return (
-        2 * _mean_pairwise_distance(x, y)
-        - _mean_pairwise_distance(x, x)
-        - _mean_pairwise_distance(y, y)
-    )
+    return 2 * _mean_pairwise_distance(x, y) - _mean_pairwise_distance(x, x) - _mean_pairwise_distance(y, y)
 
 
 @dataclass

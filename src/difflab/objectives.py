@@ -40,9 +40,7 @@ def min_snr_x0_weight(schedule: Schedule, gamma: float) -> torch.Tensor:
     return schedule.snr.clamp(max=gamma)
 
 
-def target_weight(
-    weighting: Weighting, target: str, schedule: Schedule, *, gamma: float = 5.0
-) -> torch.Tensor:
+def target_weight(weighting: Weighting, target: str, schedule: Schedule, *, gamma: float = 5.0) -> torch.Tensor:
     """Per-timestep weight on ‖y - ŷ‖² for a network predicting y = `target`, mean 1 over t.
 
     "simple" is uniform in the target's own space (Ho et al. 2020, eq. 14). The rescaling to

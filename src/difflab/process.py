@@ -23,9 +23,7 @@ def at(values: torch.Tensor, i: torch.Tensor, like: torch.Tensor) -> torch.Tenso
     return out.reshape(-1, *([1] * (like.ndim - 1)))
 
 
-def q_sample(
-    schedule: Schedule, x0: torch.Tensor, i: torch.Tensor, noise: torch.Tensor
-) -> torch.Tensor:
+def q_sample(schedule: Schedule, x0: torch.Tensor, i: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
     """x_t = √ᾱ_t x_0 + √(1-ᾱ_t) ε in one step (Ho et al. 2020, eq. 4)."""
     ab = schedule.alphas_cumprod
     return at(ab.sqrt(), i, x0) * x0 + at((1.0 - ab).sqrt(), i, x0) * noise
@@ -47,27 +45,18 @@ def q_chain(
         yield x
 
 
-def posterior_mean(
-    schedule: Schedule, x0: torch.Tensor, xt: torch.Tensor, i: torch.Tensor
-) -> torch.Tensor:
+def posterior_mean(schedule: Schedule, x0: torch.Tensor, xt: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
     """μ̃_t(x_t, x_0) of q(x_{t-1} | x_t, x_0) (Ho et al. 2020, eq. 7)."""
-    return (
-        at(schedule.posterior_mean_coef_x0, i, xt) * x0
-        + at(schedule.posterior_mean_coef_xt, i, xt) * xt
-    )
+    return at(schedule.posterior_mean_coef_x0, i, xt) * x0 + at(schedule.posterior_mean_coef_xt, i, xt) * xt
 
 
-def eps_from_x0(
-    schedule: Schedule, xt: torch.Tensor, i: torch.Tensor, x0: torch.Tensor
-) -> torch.Tensor:
+def eps_from_x0(schedule: Schedule, xt: torch.Tensor, i: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
     """ε = (x_t - √ᾱ x_0) / √(1-ᾱ), inverting eq. 4 of Ho et al. 2020."""
     ab = schedule.alphas_cumprod
     return (xt - at(ab.sqrt(), i, xt) * x0) / at((1.0 - ab).sqrt(), i, xt)
 
 
-def x0_from_eps(
-    schedule: Schedule, xt: torch.Tensor, i: torch.Tensor, eps: torch.Tensor
-) -> torch.Tensor:
+def x0_from_eps(schedule: Schedule, xt: torch.Tensor, i: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
     """x_0 = (x_t - √(1-ᾱ) ε) / √ᾱ (Ho et al. 2020, eq. 15)."""
     ab = schedule.alphas_cumprod
     return (xt - at((1.0 - ab).sqrt(), i, xt) * eps) / at(ab.sqrt(), i, xt)

@@ -66,9 +66,7 @@ def build_denoiser(cfg: TrainConfig, info: DataInfo) -> Denoiser:
         num_classes=num_classes,
         out_dim=info.dim * (2 if cfg.learned_variance else 1),
     )
-    return Denoiser(
-        model, schedule, cfg.target, learned_variance=cfg.learned_variance, clip=cfg.clip
-    )
+    return Denoiser(model, schedule, cfg.target, learned_variance=cfg.learned_variance, clip=cfg.clip)
 
 
 def write_run_config(run_dir: Path, cfg: TrainConfig, info: DataInfo) -> None:
@@ -113,9 +111,7 @@ class LoadedRun:
             if labels is not None:
                 raise UserError("this run was trained without classes; drop --class")
             return Unconditional(self.denoiser)
-        return Guided(
-            self.denoiser, labels, guidance if labels is not None else 0.0, self.info.num_classes
-        )
+        return Guided(self.denoiser, labels, guidance if labels is not None else 0.0, self.info.num_classes)
 
     def to_data_units(self, x: torch.Tensor) -> np.ndarray:
         """Invert the stored normalization."""
@@ -130,8 +126,6 @@ def load_run(run_dir: Path, *, ema: bool = True) -> LoadedRun:
     try:
         denoiser.model.load_state_dict(weights)
     except RuntimeError as e:
-        raise UserError(
-            f"{run_dir}: weights do not match the config ({str(e).splitlines()[0]})"
-        ) from None
+        raise UserError(f"{run_dir}: weights do not match the config ({str(e).splitlines()[0]})") from None
     denoiser.eval()
     return LoadedRun(cfg, info, denoiser)

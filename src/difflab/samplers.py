@@ -25,9 +25,7 @@ VarianceKind = Literal["small", "large", "learned"]
 VARIANCE_KINDS: tuple[str, ...] = get_args(VarianceKind)
 
 
-def _predict(
-    denoiser: DenoiserFn, x: torch.Tensor, schedule: Schedule, i: int
-) -> tuple[torch.Tensor, Prediction]:
+def _predict(denoiser: DenoiserFn, x: torch.Tensor, schedule: Schedule, i: int) -> tuple[torch.Tensor, Prediction]:
     t = schedule.timesteps[i].to(x.device).expand(x.shape[0])
     return t, denoiser(x, t)
 
@@ -78,10 +76,7 @@ def sample_ddpm(
     for i in reversed(range(len(schedule))):
         t, pred = _predict(denoiser, x, schedule, i)
         idx = torch.full((x.shape[0],), i, dtype=torch.int64)
-        mean = (
-            at(schedule.posterior_mean_coef_x0, idx, x) * pred.x0
-            + at(schedule.posterior_mean_coef_xt, idx, x) * x
-        )
+        mean = at(schedule.posterior_mean_coef_x0, idx, x) * pred.x0 + at(schedule.posterior_mean_coef_xt, idx, x) * x
         if callback is not None:
             callback({"i": i, "t": int(t[0]), "x": x, "x0": pred.x0})
         if i == 0:

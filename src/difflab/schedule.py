@@ -129,9 +129,7 @@ class Schedule:
         positions = torch.searchsorted(self.timesteps, idx)
         positions = positions.clamp(max=len(self) - 1)
         if not bool((self.timesteps[positions] == idx).all()):
-            raise ValueError(
-                f"respaced timesteps must be a subset of {self.timesteps.tolist()[:5]}..."
-            )
+            raise ValueError(f"respaced timesteps must be a subset of {self.timesteps.tolist()[:5]}...")
         return Schedule(self.alphas_cumprod[positions], self.timesteps[positions])
 
 
@@ -144,9 +142,7 @@ def linear_alphas_cumprod(num_steps: int, beta_start: float, beta_end: float) ->
     return torch.cumprod(1.0 - betas, dim=0)
 
 
-def cosine_alphas_cumprod(
-    num_steps: int, s: float = 0.008, max_beta: float = 0.999
-) -> torch.Tensor:
+def cosine_alphas_cumprod(num_steps: int, s: float = 0.008, max_beta: float = 0.999) -> torch.Tensor:
     """ᾱ_t = f(t+1)/f(0), f(u) = cos²((u/T + s)/(1 + s)·π/2), β clipped at max_beta.
 
     Nichol & Dhariwal 2021, eq. 17. The step index is shifted by one because our t = 0 is their

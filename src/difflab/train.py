@@ -78,9 +78,7 @@ def prepare_labels(data: PointData, cfg: TrainConfig, null_label: int) -> torch.
 class Trainer:
     """Trains a denoiser on normalized point data and writes a run directory."""
 
-    def __init__(
-        self, cfg: TrainConfig, data: PointData, run_dir: Path, *, device: str = "cpu"
-    ) -> None:
+    def __init__(self, cfg: TrainConfig, data: PointData, run_dir: Path, *, device: str = "cpu") -> None:
         self.cfg = cfg
         self.run_dir = run_dir
         self.device = torch.device(device)
@@ -92,9 +90,7 @@ class Trainer:
         if self.labels is not None:
             self.labels = self.labels.to(self.device)
         self.ema = copy.deepcopy(self.denoiser.model).requires_grad_(False)
-        self.optimizer = torch.optim.AdamW(
-            self.denoiser.model.parameters(), lr=cfg.lr, weight_decay=0.0
-        )
+        self.optimizer = torch.optim.AdamW(self.denoiser.model.parameters(), lr=cfg.lr, weight_decay=0.0)
         self.objective = Objective(cfg.weighting, cfg.loss, cfg.min_snr_gamma)
         self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
         self.step = 0
@@ -132,25 +128,17 @@ class Trainer:
                 f"{self.run_dir}: checkpoint does not match this config ({str(e).splitlines()[0]})"
             ) from None
         path = self.run_dir / METRICS
-        rows = (
-            [json.loads(line) for line in path.read_text().splitlines() if line]
-            if path.exists()
-            else []
-        )
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line] if path.exists() else []
         self.metrics = [row for row in rows if row["step"] <= self.step]
 
     # --- the loop ---
     def batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """A random batch (with replacement) and its labels after classifier-free dropout."""
-        idx = torch.randint(
-            0, len(self.x), (self.cfg.batch_size,), generator=self.generator, device=self.device
-        )
+        idx = torch.randint(0, len(self.x), (self.cfg.batch_size,), generator=self.generator, device=self.device)
         if self.labels is None:
             return self.x[idx], None
         labels = self.labels[idx]
-        drop = (
-            torch.rand(len(idx), generator=self.generator, device=self.device) < self.cfg.p_uncond
-        )
+        drop = torch.rand(len(idx), generator=self.generator, device=self.device) < self.cfg.p_uncond
         return self.x[idx], torch.where(drop, self.info.num_classes, labels)
 
     def train_step(self) -> float:
@@ -183,19 +171,13 @@ class Trainer:
             )
         show = sys.stderr.isatty() if progress is None else progress
         start_time, running, last = time.perf_counter(), 0.0, float("nan")
-        bar = tqdm(
-            total=self.cfg.steps, initial=self.step, disable=not show, desc="train", unit="step"
-        )
+        bar = tqdm(total=self.cfg.steps, initial=self.step, disable=not show, desc="train", unit="step")
         self.denoiser.train()
         while self.step < self.cfg.steps:
             last = self.train_step()
             running += last
             if self.step % self.cfg.log_every == 0 or self.step == self.cfg.steps:
-                count = (
-                    self.cfg.log_every
-                    if self.step % self.cfg.log_every == 0
-                    else self.step % self.cfg.log_every
-                )
+                count = self.cfg.log_every if self.step % self.cfg.log_every == 0 else self.step % self.cfg.log_every
                 self.metrics.append(
                     {
                         "step": self.step,

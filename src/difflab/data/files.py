@@ -46,9 +46,7 @@ def read_csv(path: Path) -> PointData:
     width = len(header) if header else len(rows[0])
     for n, row in enumerate(rows, start=2 if header else 1):
         if len(row) != width:
-            raise UserError(
-                f"{path}: line {n} has {len(row)} columns, expected {width} (ragged rows)"
-            )
+            raise UserError(f"{path}: line {n} has {len(row)} columns, expected {width} (ragged rows)")
     label_col = header.index(LABEL_COLUMN) if header and LABEL_COLUMN in header else None
     data_cols = [k for k in range(width) if k != label_col]
     if not data_cols:
@@ -59,9 +57,7 @@ def read_csv(path: Path) -> PointData:
             try:
                 values[n - (2 if header else 1), j] = float(row[k])
             except ValueError:
-                raise UserError(
-                    f"{path}: line {n}, column {k + 1}: {row[k]!r} is not a number"
-                ) from None
+                raise UserError(f"{path}: line {n}, column {k + 1}: {row[k]!r} is not a number") from None
     labels, names = (None, None)
     if label_col is not None:
         labels, names = _labels_to_ints([row[label_col] for row in rows])
@@ -77,9 +73,7 @@ def read_npy(path: Path) -> PointData:
     except (OSError, EOFError) as e:
         raise UserError(f"{path}: cannot read .npy file ({e})") from None
     if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "biuf":
-        raise UserError(
-            f"{path}: expected a numeric array, got dtype {getattr(arr, 'dtype', type(arr))}"
-        )
+        raise UserError(f"{path}: expected a numeric array, got dtype {getattr(arr, 'dtype', type(arr))}")
     if arr.ndim == 1:
         arr = arr[:, None]
     if arr.ndim != 2:
@@ -97,9 +91,7 @@ def validate(data: PointData, source: str) -> PointData:
     bad = ~np.isfinite(x)
     if bad.any():
         row, col = np.argwhere(bad)[0]
-        raise UserError(
-            f"{source}: non-finite value {x[row, col]} at row {row + 1}, column {col + 1}"
-        )
+        raise UserError(f"{source}: non-finite value {x[row, col]} at row {row + 1}, column {col + 1}")
     return data
 
 

@@ -15,9 +15,7 @@ def load_points(spec: str, n: int, seed: int) -> PointData:
         return builtin(spec, n, seed)
     path = Path(spec)
     if path.suffix == "" and not path.exists():
-        raise UserError(
-            f"unknown dataset {spec!r}; built-in: {', '.join(DATASETS)}, or a .csv/.npy path"
-        )
+        raise UserError(f"unknown dataset {spec!r}; built-in: {', '.join(DATASETS)}, or a .csv/.npy path")
     return read_points(path)
 
 

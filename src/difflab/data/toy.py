@@ -45,9 +45,7 @@ def circles(n: int, seed: int, factor: float = 0.1, noise: float = 0.01) -> Poin
     label = rng.integers(0, 2, n)
     theta = rng.uniform(0.0, 2 * math.pi, n)
     radius = np.where(label == 0, 1.0, factor)
-    pts = np.stack([radius * np.cos(theta), radius * np.sin(theta)], axis=1) + rng.normal(
-        0.0, noise, (n, 2)
-    )
+    pts = np.stack([radius * np.cos(theta), radius * np.sin(theta)], axis=1) + rng.normal(0.0, noise, (n, 2))
     return PointData(pts, label, ["outer", "inner"])
 
 

@@ -15,9 +15,7 @@ def sinusoidal_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0
     timesteps 0..999 do in DDPM. Returns (N, dim): [cos(t·ω_k), sin(t·ω_k)], ω_k = P^{-k/half}.
     """
     half = dim // 2
-    freqs = torch.exp(
-        -math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half
-    )
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
     args = (t.float() * 1000.0)[:, None] * freqs[None]
     emb = torch.cat([torch.cos(args), torch.sin(args)], dim=1)
     if dim % 2:
@@ -31,9 +29,7 @@ class FourierFeatures(nn.Module):
     def __init__(self, in_dim: int, num_features: int, scale: float = 1.0, seed: int = 0) -> None:
         super().__init__()
         g = torch.Generator().manual_seed(seed)
-        self.register_buffer(
-            "freqs", torch.randn(in_dim, num_features, generator=g) * scale * 2 * math.pi
-        )
+        self.register_buffer("freqs", torch.randn(in_dim, num_features, generator=g) * scale * 2 * math.pi)
 
     @property
     def out_dim(self) -> int:

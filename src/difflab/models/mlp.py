@@ -36,9 +36,7 @@ class MLP(nn.Module):
     ) -> None:
         super().__init__()
         if time_embedding not in TIME_EMBEDDINGS:
-            raise ValueError(
-                f"unknown time embedding {time_embedding!r}; choose one of {TIME_EMBEDDINGS}"
-            )
+            raise ValueError(f"unknown time embedding {time_embedding!r}; choose one of {TIME_EMBEDDINGS}")
         self.time_embedding = time_embedding
         self.time_dim = time_dim
         self.num_classes = num_classes
@@ -63,9 +61,7 @@ class MLP(nn.Module):
         """Index of the learned "no label" embedding."""
         return self.num_classes
 
-    def forward(
-        self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None
-    ) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """Predict from x (N, D), t (N,) in [0, 1] and optional labels (N,) int64."""
         feats = [x]
         if self.fourier is not None:
@@ -77,9 +73,7 @@ class MLP(nn.Module):
         if self.time_proj is not None:
             extra = extra + self.time_proj(sinusoidal_embedding(t, self.time_dim).to(x.dtype))
         if self.label_emb is not None:
-            labels = (
-                cond if cond is not None else torch.full_like(t, self.null_label, dtype=torch.int64)
-            )
+            labels = cond if cond is not None else torch.full_like(t, self.null_label, dtype=torch.int64)
             extra = extra + self.label_emb(labels.long())
         for layer, norm in zip(self.layers, self.norms, strict=True):
             h = h + layer(self.act(norm(h + extra)))
