@@ -11,6 +11,7 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 import tomllib
 import yaml
 
+from difflab.denoiser import ClipKind
 from difflab.errors import UserError
 from difflab.models.mlp import TimeEmbedding
 from difflab.objectives import LossKind, Weighting
@@ -46,7 +47,7 @@ class TrainConfig:
     p_uncond: float = 0.15
     labelled: int = -1
     learned_variance: bool = False
-    clip: bool = False
+    clip: ClipKind = "none"
     sample_variance: VarianceKind = "small"
     log_every: int = 50
     checkpoint_every: int = 1000
@@ -117,6 +118,8 @@ def make_config(values: dict[str, Any], base: TrainConfig | None = None) -> Trai
         raise UserError("invalid timesteps; must be at least 2")
     if not 0.0 <= merged["p_uncond"] < 1.0:
         raise UserError(f"invalid p_uncond {merged['p_uncond']}; must be in [0, 1)")
+    if merged["labelled"] < -1:
+        raise UserError(f"invalid labelled {merged['labelled']}; use -1 for all labels or k ≥ 0 labelled points")
     if not 0.0 <= merged["ema_decay"] < 1.0:
         raise UserError(f"invalid ema_decay {merged['ema_decay']}; must be in [0, 1)")
     if merged["lr"] <= 0:
