@@ -27,9 +27,10 @@ from difflab.train import Trainer, point_training_set
 DATA = "circles_vs_moons"
 
 
-def train(run_dir: Path, labelled: int, p_uncond: float, seed: int) -> float:
-    """Train one conditional run at the default config; return training seconds."""
-    cfg = make_config({"data": DATA, "conditional": True, "labelled": labelled, "p_uncond": p_uncond, "seed": seed})
+def train(run_dir: Path, labelled: int, p_uncond: float, seed: int, extra: dict[str, str]) -> float:
+    """Train one conditional run at the default config (plus `extra`); return training seconds."""
+    options = {"data": DATA, "conditional": True, "labelled": labelled, "p_uncond": p_uncond, "seed": seed}
+    cfg = make_config({**options, **extra})
     trainer = Trainer(cfg, point_training_set(load_points(cfg.data, cfg.n_data, cfg.seed), cfg), run_dir)
     return trainer.fit(progress=False).seconds
 
@@ -57,7 +58,10 @@ def main() -> None:
     parser.add_argument("--weights", nargs="+", type=float, default=[1.0, 2.0, 3.0, 5.0])
     parser.add_argument("--n", type=int, default=4000, help="samples per measurement")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides for every run")
+    parser.add_argument("--keep", type=Path, default=None, help="keep the run directories here")
     args = parser.parse_args()
+    extra = dict(item.split("=", 1) for item in args.set)
     torch.set_num_threads(1)
     data_shares = np.bincount(load_points(DATA, 20_000, args.seed + 7_000_001).labels, minlength=2) / 20_000
     cols = " | ".join(f"w={w:g}" for w in args.weights)
@@ -67,8 +71,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for labelled in args.labelled:
             for p in args.p_uncond:
-                run_dir = Path(tmp) / f"{labelled}-{p}"
-                seconds = train(run_dir, labelled, p, args.seed)
+                run_dir = (args.keep or Path(tmp)) / f"{labelled}-{p}"
+                seconds = train(run_dir, labelled, p, args.seed, extra)
                 agreement, shares = measure(run_dir, args.weights, args.n, args.seed)
                 accs = " | ".join(f"{100 * agreement[w]:.2f}%" for w in args.weights)
                 name = "all" if labelled < 0 else str(labelled)

@@ -40,6 +40,7 @@ def main() -> None:
     parser.add_argument("--data", nargs="+", default=["moons", "circles"])
     parser.add_argument("--targets", nargs="+", default=list(TARGETS), choices=TARGETS)
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides for every run")
+    parser.add_argument("--keep", type=Path, default=None, help="keep the run directories here")
     args = parser.parse_args()
     torch.set_num_threads(1)
     extra = dict(item.split("=", 1) for item in args.set)
@@ -48,7 +49,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for data in args.data:
             for target in args.targets:
-                ratio, dist, seconds = train_and_evaluate(data, target, Path(tmp), extra)
+                ratio, dist, seconds = train_and_evaluate(data, target, args.keep or Path(tmp), extra)
                 print(f"| {data} | {target} | {ratio:.2f} | {dist:.5f} | {seconds:.0f} |", flush=True)
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from difflab.checkpoint import atomic_write_bytes
-from difflab.config import TrainConfig, make_config, read_config_file
+from difflab.config import OPTION_HELP, TrainConfig, make_config, read_config_file
 from difflab.data.source import is_builtin, load_points
 from difflab.data.toy import DATASETS, PointData
 from difflab.denoiser import CLIP_KINDS
@@ -67,7 +67,7 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
                 dest=f.name,
                 action=argparse.BooleanOptionalAction,
                 default=argparse.SUPPRESS,
-                help=f"(default {default})",
+                help=f"{OPTION_HELP.get(f.name, '')} (default {default})".strip(),
             )
             continue
         choices = f" {{{','.join(get_args(kind))}}}" if get_origin(kind) is not None else ""
@@ -76,7 +76,7 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
             dest=f.name,
             default=argparse.SUPPRESS,
             metavar=f.name.upper(),
-            help=f"{choices.strip()} (default {default})".strip(),
+            help=f"{choices.strip()} {OPTION_HELP.get(f.name, '')} (default {default})".strip(),
         )
 
 

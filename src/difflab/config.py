@@ -56,6 +56,19 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
+#: What the less obvious options mean, for `difflab train --help`.
+OPTION_HELP = {
+    "target": "what the network predicts; every sampler works with any of them",
+    "weighting": "per-timestep loss weight: simple = uniform on the target's error; elbo = ½(SNR_{t-1} - SNR_t) "
+    "and min_snr = min(SNR, γ) on the x0 error, converted to the target",
+    "time_embedding": "scalar: t as one more input (the series' Part 1 MLP); sinusoidal: Vaswani et al. embedding",
+    "fourier_features": "number of random Fourier features of the input coordinates (0 = none)",
+    "conditional": "train with class labels and a learned 'no label' entry, for classifier-free guidance",
+    "p_uncond": "probability that a training label is replaced by 'no label' (classifier-free guidance)",
+    "labelled": "keep the labels of only this many random training points, the rest 'no label' (-1 = all)",
+    "clip": "default clipping of predicted x0 when sampling: none, clip to [-1, 1], or dynamic thresholding",
+}
+
 POSITIVE_INTS = (
     "n_data",
     "steps",
