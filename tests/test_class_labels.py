@@ -13,15 +13,6 @@ from difflab.errors import UserError
 from difflab.metrics import nearest_neighbour_labels
 
 
-def test_csv_string_labels_map_to_sorted_classes(tmp_path):
-    path = tmp_path / "pts.csv"
-    path.write_text("x,label,y\n0,dog,1\n2,cat,3\n4,dog,5\n")
-    data = read_csv(path)
-    assert data.class_names == ["cat", "dog"]
-    assert data.labels.tolist() == [1, 0, 1]
-    np.testing.assert_array_equal(data.x, [[0, 1], [2, 3], [4, 5]])
-
-
 def test_csv_integer_labels_keep_numeric_order(tmp_path):
     path = tmp_path / "pts.csv"
     path.write_text("x,y,label\n0,1,10\n2,3,2\n4,5,-1\n")
