@@ -28,7 +28,10 @@ def test_csv_empty_label_is_a_clear_error(tmp_path):
         read_csv(path)
 
 
-@pytest.mark.parametrize(("name", "classes"), [("moons", 2), ("circles", 2), ("8gaussians", 8), ("circles_vs_moons", 2)])
+LABELLED_SETS = [("moons", 2), ("circles", 2), ("8gaussians", 8), ("circles_vs_moons", 2)]
+
+
+@pytest.mark.parametrize(("name", "classes"), LABELLED_SETS)
 def test_labelled_builtin_sets(name, classes):
     data = builtin(name, 4000, 0)
     assert len(data.class_names) == classes
@@ -53,7 +56,8 @@ def _train(tmp_path, data: str) -> str:
 def test_class_by_name_index_and_errors(tmp_path, capsys):
     csv = tmp_path / "pts.csv"
     rng = np.random.default_rng(0)
-    rows = "".join(f"{x:.3f},{y:.3f},{lab}\n" for (x, y), lab in zip(rng.normal(size=(300, 2)), [3, 5] * 150))
+    points = rng.normal(size=(300, 2))
+    rows = "".join(f"{x:.3f},{y:.3f},{lab}\n" for (x, y), lab in zip(points, [3, 5] * 150, strict=True))
     csv.write_text("x,y,label\n" + rows)
     run = _train(tmp_path, str(csv))
     out = tmp_path / "s.npy"
