@@ -11,6 +11,7 @@ per guidance weight, and the class shares of unconditional samples (w = 0) next 
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import torch
 from difflab.cli import build_parser, draw
 from difflab.config import make_config
 from difflab.data.source import load_points
-from difflab.metrics import nearest_neighbour_labels
+from difflab.metrics import nearest_neighbour_labels, quality
 from difflab.run import load_run
 from difflab.train import Trainer, point_training_set
 
@@ -35,20 +36,31 @@ def train(run_dir: Path, labelled: int, p_uncond: float, seed: int, extra: dict[
     return trainer.fit(progress=False).seconds
 
 
-def measure(run_dir: Path, weights: list[float], n: int, seed: int) -> tuple[dict[float, float], np.ndarray]:
-    """NN agreement with the requested class per guidance weight; class shares of unconditional samples."""
+def measure(run_dir: Path, weights: list[float], n: int, seed: int) -> list[str]:
+    """Table rows for one run: per guidance weight, the NN agreement with the requested class and each class's
+    energy-distance ratio against fresh data of that class (coverage); then unconditional (w = 0) class shares
+    and ratio against all the data."""
     run = load_run(run_dir)
     args = build_parser().parse_args(["sample", str(run_dir), "--out", "unused.npy", "--seed", str(seed)])
-    fresh = load_points(DATA, 20_000, seed + 7_000_001)
+    fresh, fresh2 = load_points(DATA, 20_000, seed + 7_000_001), load_points(DATA, 20_000, seed + 8_000_001)
     reference, ref_labels = torch.as_tensor(fresh.x), torch.as_tensor(fresh.labels)
+    classes = range(run.info.num_classes)
     labels = torch.arange(n) % run.info.num_classes
-    agreement = {}
+    rows = []
     for w in weights:
         x = torch.as_tensor(run.to_data_units(draw(run, args, n, seed, labels=labels, guidance=w)))
-        agreement[w] = float((nearest_neighbour_labels(x, reference, ref_labels) == labels).double().mean())
+        agreement = float((nearest_neighbour_labels(x, reference, ref_labels) == labels).double().mean())
+        ratios = []
+        for k in classes:
+            truth = torch.as_tensor(fresh.x[fresh.labels == k][: n // 2])
+            truth2 = torch.as_tensor(fresh2.x[fresh2.labels == k][: n // 2])
+            ratios.append(quality(x[labels == k], truth, truth2).ratio)
+        rows.append(f"{w:g} | {100 * agreement:.2f}% | " + " / ".join(f"{r:.2f}" for r in ratios))
     x = torch.as_tensor(run.to_data_units(draw(run, args, n, seed)))
     shares = np.bincount(nearest_neighbour_labels(x, reference, ref_labels).numpy(), minlength=2) / n
-    return agreement, shares
+    ratio = quality(x, reference[:n], torch.as_tensor(fresh2.x[:n])).ratio
+    rows.append(f"0 (uncond.) | shares {shares[0]:.3f} / {shares[1]:.3f} | {ratio:.2f} (all data)")
+    return rows
 
 
 def main() -> None:
@@ -60,23 +72,28 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides for every run")
     parser.add_argument("--keep", type=Path, default=None, help="keep the run directories here")
+    parser.add_argument("--runs", nargs="+", type=Path, default=None, help="measure these trained runs instead")
     args = parser.parse_args()
     extra = dict(item.split("=", 1) for item in args.set)
     torch.set_num_threads(1)
     data_shares = np.bincount(load_points(DATA, 20_000, args.seed + 7_000_001).labels, minlength=2) / 20_000
-    cols = " | ".join(f"w={w:g}" for w in args.weights)
-    print(f"data class shares (circles, moons): {data_shares[0]:.3f}, {data_shares[1]:.3f}\n")
-    print(f"| labelled | p_uncond | {cols} | uncond. circles/moons | train s |")
-    print("|---|---:|" + "---:|" * len(args.weights) + "---|---:|")
+    print(f"data class shares (circles / moons): {data_shares[0]:.3f} / {data_shares[1]:.3f}\n")
+    print("| run | w | NN agreement | ratio per class (circles / moons) |")
+    print("|---|---:|---:|---|")
     with tempfile.TemporaryDirectory() as tmp:
-        for labelled in args.labelled:
-            for p in args.p_uncond:
-                run_dir = (args.keep or Path(tmp)) / f"{labelled}-{p}"
-                seconds = train(run_dir, labelled, p, args.seed, extra)
-                agreement, shares = measure(run_dir, args.weights, args.n, args.seed)
-                accs = " | ".join(f"{100 * agreement[w]:.2f}%" for w in args.weights)
-                name = "all" if labelled < 0 else str(labelled)
-                print(f"| {name} | {p:g} | {accs} | {shares[0]:.3f}/{shares[1]:.3f} | {seconds:.0f} |", flush=True)
+        runs = args.runs or []
+        if not runs:
+            for labelled in args.labelled:
+                for p in args.p_uncond:
+                    run_dir = (args.keep or Path(tmp)) / f"{labelled}-{p}"
+                    seconds = train(run_dir, labelled, p, args.seed, extra)
+                    print(f"trained {run_dir.name} in {seconds:.0f}s", file=sys.stderr)
+                    runs.append(run_dir)
+        for run_dir in runs:
+            cfg = load_run(run_dir).cfg
+            name = f"labelled {'all' if cfg.labelled < 0 else cfg.labelled}, p_uncond {cfg.p_uncond:g}, {cfg.target}"
+            for row in measure(run_dir, args.weights, args.n, args.seed):
+                print(f"| {name} | {row} |", flush=True)
 
 
 if __name__ == "__main__":
