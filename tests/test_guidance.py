@@ -173,8 +173,14 @@ def test_guided_samples_land_on_their_class(tmp_path):
         }
     )
     trainer = Trainer(cfg, point_training_set(load_points(cfg.data, cfg.n_data, cfg.seed), cfg), tmp_path)
-    for _ in range(cfg.steps):
-        trainer.train_step()
+    # One thread: these tiny matmuls gain nothing from two, and two contending with other jobs ran 5x slower.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for _ in range(cfg.steps):
+            trainer.train_step()
+    finally:
+        torch.set_num_threads(threads)
     denoiser = trainer.denoiser
     denoiser.model.load_state_dict(trainer.ema.state_dict())
     labels = torch.arange(1000) % 2
