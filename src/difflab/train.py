@@ -26,7 +26,7 @@ from difflab.data.normalize import MinMaxScaler
 from difflab.data.toy import PointData
 from difflab.denoiser import Denoiser
 from difflab.errors import UserError
-from difflab.objectives import Objective
+from difflab.objectives import HYBRID_VLB_WEIGHT, Objective
 from difflab.run import EMA, METRICS, MODEL, STATE, DataInfo, build_denoiser, write_run_config
 from difflab.schedule import TERMINAL_ALPHA_BAR_WARN
 
@@ -91,7 +91,8 @@ class Trainer:
             self.labels = self.labels.to(self.device)
         self.ema = copy.deepcopy(self.denoiser.model).requires_grad_(False)
         self.optimizer = torch.optim.AdamW(self.denoiser.model.parameters(), lr=cfg.lr, weight_decay=0.0)
-        self.objective = Objective(cfg.weighting, cfg.loss, cfg.min_snr_gamma)
+        vlb_weight = HYBRID_VLB_WEIGHT if cfg.learned_variance else 0.0
+        self.objective = Objective(cfg.weighting, cfg.loss, cfg.min_snr_gamma, vlb_weight)
         self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
         self.step = 0
         self.metrics: list[dict[str, Any]] = []
