@@ -204,7 +204,7 @@ def spaced_timesteps(
     """Pick `num_steps` of `num_train_steps` timesteps, always including the last one (T-1).
 
     ``trailing`` counts back from T-1 in equal strides (Lin et al. 2024, table 2); ``linspace``
-    rounds an even grid from T-1 down to 0 (so one step is [T-1], not [0]). Both start the chain at
+    rounds an even grid from 0 to T-1 (one step is [T-1], not [0]). Both start the chain at
     the noisiest trained step, which the "leading" spacing (0, T/K, 2T/K, ...) does not, so it is
     not offered.
     """
@@ -214,7 +214,8 @@ def spaced_timesteps(
         stride = num_train_steps / num_steps
         ts = torch.round(num_train_steps - 1 - torch.arange(num_steps) * stride).flip(0)
     elif spacing == "linspace":
-        ts = torch.linspace(num_train_steps - 1, 0, num_steps).round().flip(0)
+        start = 0 if num_steps > 1 else num_train_steps - 1  # one step must still be the noisiest
+        ts = torch.linspace(start, num_train_steps - 1, num_steps).round()
     else:
         raise ValueError(f"unknown spacing {spacing!r}; choose trailing or linspace")
     ts = ts.to(torch.int64)
