@@ -21,7 +21,7 @@ from difflab.schedule import Schedule
 
 
 class PositiveLinear(nn.Module):
-    """A linear layer with weights softplus(w) > 0, so it is increasing in every input (VDM appendix H)."""
+    """A linear layer with weights softplus(w) > 0, so it is increasing in every input (VDM's monotone layers)."""
 
     def __init__(self, fan_in: int, fan_out: int) -> None:
         super().__init__()
@@ -36,7 +36,7 @@ class MonotoneLogSNR(nn.Module):
     """γ(t) = γ_0 + (γ_1 - γ_0)·s(t): s is VDM's monotone net l1 + l3(sigmoid(l2(l1))), rescaled to s(0)=0, s(1)=1.
 
     Endpoints: γ_0 is free and γ_1 = γ_0 + softplus(gap) > γ_0, so γ is strictly increasing whatever the
-    weights (VDM appendix H; the endpoints are learned as in its sec. 5).
+    weights (VDM's learned schedule network, whose endpoints are also learned).
     """
 
     def __init__(self, gamma_min: float = -10.0, gamma_max: float = 5.0, hidden: int = 64) -> None:
@@ -107,7 +107,7 @@ def vdm_terms(
 ) -> VDMTerms:
     """The continuous-time VLB of VDM, per sample (nats), for a network `model(z, t, cond)` predicting `target`.
 
-    Diffusion: ½ γ'(t) ‖ε - ε̂(z_t; t)‖² at t from a low-discrepancy grid (VDM eq. 17 and appendix I.1).
+    Diffusion: ½ γ'(t) ‖ε - ε̂(z_t; t)‖² (VDM eq. 17) at t on VDM's low-discrepancy grid (u_0 + i/n) mod 1.
     Prior: KL(N(α_1 x, σ²_1) ‖ N(0, 1)). Reconstruction, for continuous data, a Gaussian decoder
     p(x | z_0) = N(z_0/α_0, e^{γ_0}) in expectation over z_0: ½(log 2π + γ_0 + 1) per dimension.
     """
@@ -141,9 +141,9 @@ def vdm_step(
 ) -> float:
     """One joint update; returns the VLB in nats per dimension.
 
-    The network and the endpoints γ_0, γ_1 descend the VLB. The VLB does not depend on the shape of γ
-    between its endpoints (VDM eq. 18), so the shape descends the estimator's second moment E[L_diff²],
-    i.e. its variance (VDM sec. 5.2).
+    The network and the endpoints γ_0, γ_1 descend the VLB. In continuous time the VLB does not depend on
+    the shape of γ between its endpoints (VDM, "invariance to the noise schedule"), so the shape descends
+    the estimator's second moment E[L_diff²], i.e. its variance, as VDM does for its learned schedule.
     """
     terms = vdm_terms(model, gamma, target, x, cond, generator=generator)
     vlb = terms.total.mean() / x[0].numel()
