@@ -66,7 +66,7 @@ class TrainResult:
     """What a finished training run reports."""
 
     steps: int
-    final_loss: float
+    final_loss: float  # the last logged (mean) loss
     seconds: float
 
 
@@ -178,7 +178,7 @@ class Trainer:
         net: torch.nn.Module = self.model
         if self.world.distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            net = DistributedDataParallel(net, device_ids=ids, broadcast_buffers=False)
+            net = DistributedDataParallel(net, device_ids=ids)
         if self.cfg.compile:
             net = torch.compile(net)
         d = self.denoiser
@@ -301,8 +301,6 @@ class Trainer:
 
         Both travel in one all-reduce before the backward pass, so every process stops (or raises) together.
         """
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr_at(self.step, self.cfg)
         loss = self.local_loss()
         flag = 0.0 if self.stop_signal is None else 1.0
         shared = self.world.all_reduce_sum(torch.stack([loss.detach().float(), loss.new_tensor(flag).float()]))
@@ -313,13 +311,19 @@ class Trainer:
                 f"the last good checkpoint (step {self.saved_step}) is untouched in {self.run_dir}"
             )
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # under DDP this also averages the gradients over processes
+        self.update()
+        return mean_loss, stop
+
+    def update(self) -> None:
+        """Apply the (averaged) gradients: scheduled lr, clipping, AdamW, EMA; advances the step."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr_at(self.step, self.cfg)
         if self.cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
         self.optimizer.step()
         ema_update(self.ema, self.model, self.cfg.ema_decay, self.step)
         self.step += 1
-        return mean_loss, stop
 
     @contextmanager
     def _stop_signals(self) -> Iterator[None]:
