@@ -122,11 +122,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     try:
         data = load_points(cfg.data, cfg.n_data, cfg.seed)
         trainer = Trainer(cfg, point_training_set(data, cfg), run_dir, world=world, device=device)
-        if resuming and trainer.restore():
-            if trainer.step > cfg.steps:
-                raise UserError(f"{run_dir} is already at step {trainer.step}, past --steps {cfg.steps}")
-            if world.is_main:
-                print(f"resuming {run_dir} from step {trainer.step}", file=sys.stderr)
+        if resuming and trainer.restore() and trainer.step > cfg.steps:
+            raise UserError(f"{run_dir} is already at step {trainer.step}, past --steps {cfg.steps}")
         start_step = trainer.step
         result = trainer.fit()
     finally:

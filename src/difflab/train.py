@@ -86,9 +86,9 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float, step:
         e.lerp_(p, 1.0 - d)
 
 
-def rank_seed(seed: int, rank: int) -> int:
-    """Independent seeds for each process's noise, timesteps and label dropout."""
-    return int(np.random.SeedSequence([seed, rank]).generate_state(1, dtype=np.uint64)[0])
+def rank_seed(seed: int, rank: int, stream: int) -> int:
+    """Independent seeds per process and stream (0: noise, timesteps, label dropout; 1: torch's global RNG)."""
+    return int(np.random.SeedSequence([seed, rank, stream]).generate_state(1, dtype=np.uint64)[0])
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
@@ -165,7 +165,8 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=0.0)
         self.objective = Objective(cfg.weighting, cfg.loss, cfg.min_snr_gamma)
         self.order = EpochOrder(len(self.x), seed=cfg.seed, rank=self.world.rank, world_size=self.world.size)
-        self.generator = torch.Generator(device=self.device).manual_seed(rank_seed(cfg.seed, self.world.rank))
+        self.generator = torch.Generator(device=self.device).manual_seed(rank_seed(cfg.seed, self.world.rank, 0))
+        torch.manual_seed(rank_seed(cfg.seed, self.world.rank, 1))  # torch seeds it randomly per process
         self.step = 0
         self.metrics: list[dict[str, Any]] = []
         self.loss_sum, self.loss_count = 0.0, 0  # since the last logged row
@@ -352,6 +353,8 @@ class Trainer:
                 stacklevel=2,
             )
         self.begin()
+        if self.step and self.world.is_main:
+            print(f"resuming {self.run_dir} from step {self.step}", file=sys.stderr)
         show = (sys.stderr.isatty() if progress is None else progress) and self.world.is_main
         start_time = time.perf_counter()
         bar = tqdm(total=self.cfg.steps, initial=self.step, disable=not show, desc="train", unit="step")
