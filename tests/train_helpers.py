@@ -13,6 +13,7 @@ import torch
 from difflab.checkpoint import load_state, load_weights
 from difflab.config import TrainConfig, make_config
 from difflab.data.source import load_points
+from difflab.distributed import World
 from difflab.run import EMA, MODEL, STATE, latest_checkpoint_dir
 from difflab.train import Trainer, point_training_set
 
@@ -36,9 +37,9 @@ def tiny_config(**changes: Any) -> TrainConfig:
     return make_config({**TINY, "steps": 12, **changes})
 
 
-def tiny_trainer(run_dir: Path, **changes: Any) -> Trainer:
+def tiny_trainer(run_dir: Path, world: World | None = None, **changes: Any) -> Trainer:
     cfg = tiny_config(**changes)
-    return Trainer(cfg, point_training_set(load_points(cfg.data, cfg.n_data, cfg.seed), cfg), run_dir)
+    return Trainer(cfg, point_training_set(load_points(cfg.data, cfg.n_data, cfg.seed), cfg), run_dir, world=world)
 
 
 def cli_args(**values: Any) -> list[str]:
