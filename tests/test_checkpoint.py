@@ -14,7 +14,7 @@ from difflab.data.order import EpochOrder
 from difflab.errors import UserError
 from difflab.run import CONFIG, latest_checkpoint_dir, load_run, read_checkpoint, read_run_config
 from difflab.train import ema_update
-from train_helpers import assert_identical, final_state, tiny_trainer
+from tests.train_helpers import assert_identical, final_state, tiny_trainer
 
 
 def test_commit_switches_latest_and_drops_the_older_checkpoint(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import torch
 from difflab.distributed import resolve_device
 from difflab.errors import UserError
 from difflab.train import autocast_dtype
-from train_helpers import tiny_trainer
+from tests.train_helpers import tiny_trainer
 
 
 def test_missing_hardware_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:

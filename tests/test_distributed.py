@@ -13,7 +13,7 @@ import torch
 from difflab.checkpoint import load_weights
 from difflab.distributed import World
 from difflab.train import Trainer
-from train_helpers import TINY, assert_identical, cli_args, env, final_state, tiny_trainer
+from tests.train_helpers import TINY, assert_identical, cli_args, env, final_state, tiny_trainer
 
 STEPS = 12
 WORKER = Path(__file__).with_name("ddp_worker.py")

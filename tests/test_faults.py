@@ -18,7 +18,7 @@ from difflab.distributed import World
 from difflab.errors import UserError
 from difflab.objectives import Objective
 from difflab.run import EMA, MODEL, STATE, latest_checkpoint_dir, read_checkpoint
-from train_helpers import TINY, assert_identical, cli_args, final_state, tiny_trainer
+from tests.train_helpers import TINY, assert_identical, cli_args, final_state, tiny_trainer
 
 ARGS = cli_args(**TINY, steps=12)
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from difflab.run import latest_checkpoint_dir
-from train_helpers import TINY, assert_identical, cli_args, difflab, final_state
+from tests.train_helpers import TINY, assert_identical, cli_args, difflab, final_state
 
 STEPS = 400
 ARGS = cli_args(**{**TINY, "checkpoint_every": 50, "log_every": 7}, steps=STEPS)
@@ -26,9 +28,16 @@ def signal_after_first_checkpoint(proc: subprocess.Popen[str], run: Path, sig: s
     proc.send_signal(sig)
 
 
+@dataclass
+class Interrupted:
+    run: Path
+    step: int  # the checkpoint it was stopped with
+    resume_log: str = ""
+
+
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """One uninterrupted run, one killed and one terminated mid-run, all three at once (one core each)."""
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Interrupted]:
+    """One uninterrupted run, one killed and one terminated mid-run, then both resumed (processes run at once)."""
     root = tmp_path_factory.mktemp("resume")
     procs = {name: difflab("train", "--out", str(root / name), *ARGS) for name in ("whole", "killed", "termed")}
     signal_after_first_checkpoint(procs["killed"], root / "killed", signal.SIGKILL)
@@ -36,31 +45,36 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     assert procs["killed"].wait(timeout=120) == -signal.SIGKILL
     _out, err = procs["termed"].communicate(timeout=120)
     assert procs["termed"].returncode == 128 + signal.SIGTERM, err
-    assert err.strip().splitlines()[-1].startswith("difflab train: stopped by SIGTERM at step ")
+    stopped_at = re.fullmatch(r"difflab train: stopped by SIGTERM at step (\d+); .*", err.strip().splitlines()[-1])
+    assert stopped_at, err
     assert f"continue with: difflab train --resume {root / 'termed'}" in err
     assert procs["whole"].wait(timeout=300) == 0, procs["whole"].communicate()
-    return {name: root / name for name in procs}
+    out = {name: Interrupted(root / name, checkpoint_step(root / name)) for name in procs}
+    assert out["termed"].step == int(stopped_at[1])  # the checkpoint was written at the step the signal stopped
+    # The killed run resumes by rerunning its own command, the terminated one with --resume.
+    resumed = {
+        "killed": difflab("train", "--out", str(root / "killed"), *ARGS),
+        "termed": difflab("train", "--resume", str(root / "termed")),
+    }
+    for name, proc in resumed.items():
+        _out, out[name].resume_log = proc.communicate(timeout=300)
+        assert proc.returncode == 0, out[name].resume_log
+    return out
 
 
-def resume(*args: str) -> str:
-    proc = difflab("train", *args)
-    _out, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err
-    return err
+def checkpoint_step(run: Path) -> int:
+    return int(final_state(run)["folder"].removeprefix("step-"))
 
 
-def test_a_killed_run_resumed_by_rerunning_its_command_is_bit_identical(runs: dict[str, Path]) -> None:
-    run = runs["killed"]
-    step = int(final_state(run)["folder"].removeprefix("step-"))
-    assert 0 < step < STEPS
-    assert f"resuming {run} from step {step}" in resume("--out", str(run), *ARGS)
-    assert_identical(final_state(run), final_state(runs["whole"]))
-    assert (run / "metrics.jsonl").read_text() == (runs["whole"] / "metrics.jsonl").read_text()
+def test_a_killed_run_resumed_by_rerunning_its_command_is_bit_identical(runs: dict[str, Interrupted]) -> None:
+    killed = runs["killed"]
+    assert 0 < killed.step < STEPS
+    assert f"resuming {killed.run} from step {killed.step}" in killed.resume_log
+    assert_identical(final_state(killed.run), final_state(runs["whole"].run))
+    assert (killed.run / "metrics.jsonl").read_text() == (runs["whole"].run / "metrics.jsonl").read_text()
 
 
-def test_a_terminated_run_checkpointed_its_last_step_and_resumes_bit_identical(runs: dict[str, Path]) -> None:
-    run = runs["termed"]
-    step = int(final_state(run)["folder"].removeprefix("step-"))
-    assert 0 < step < STEPS and step % 50 != 0  # written on the signal, not by the periodic schedule
-    resume("--resume", str(run))
-    assert_identical(final_state(run), final_state(runs["whole"]))
+def test_a_terminated_run_checkpointed_its_last_step_and_resumes_bit_identical(runs: dict[str, Interrupted]) -> None:
+    termed = runs["termed"]
+    assert 0 < termed.step < STEPS
+    assert_identical(final_state(termed.run), final_state(runs["whole"].run))
