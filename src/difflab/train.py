@@ -170,7 +170,7 @@ class Trainer:
         self.step = 0
         self.metrics: list[dict[str, Any]] = []
         self.loss_sum, self.loss_count = 0.0, 0  # since the last logged row
-        self.saved_step = 0
+        self.saved_step: int | None = None  # step of the last checkpoint written or restored
         self.stop_signal: int | None = None
         self.train_denoiser = self._training_view()
 
@@ -213,11 +213,14 @@ class Trainer:
         error = None
         if self.world.is_main:
             try:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+                write_run_config(self.run_dir, self.cfg, self.info)
                 write_checkpoint(self.run_dir, ckpt)
                 lines = "".join(json.dumps(row) + "\n" for row in self.metrics)
                 atomic_write_text(self.run_dir / METRICS, lines)
             except OSError as e:
-                kept = f"the checkpoint of step {self.saved_step} is intact" if self.saved_step else "no checkpoint yet"
+                kept = f"the checkpoint of step {self.saved_step} is intact" if self.saved_step is not None else ""
+                kept = kept or "there was no earlier checkpoint"
                 error = f"cannot write the step {self.step} checkpoint in {self.run_dir} ({e.strerror or e}); {kept}"
         self.world.check(error)
         self.saved_step = self.step
@@ -307,9 +310,10 @@ class Trainer:
         shared = self.world.all_reduce_sum(torch.stack([loss.detach().float(), loss.new_tensor(flag).float()]))
         mean_loss, stop = shared[0].item() / self.world.size, shared[1].item() > 0
         if not math.isfinite(mean_loss):
+            kept = "no checkpoint yet" if self.saved_step is None else f"step {self.saved_step}"
             raise TrainingDiverged(
                 f"loss became {mean_loss} at step {self.step + 1}; "
-                f"the last good checkpoint (step {self.saved_step}) is untouched in {self.run_dir}"
+                f"the last good checkpoint ({kept}) is untouched in {self.run_dir}"
             )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()  # under DDP this also averages the gradients over processes
