@@ -219,8 +219,11 @@ class Trainer:
                 lines = "".join(json.dumps(row) + "\n" for row in self.metrics)
                 atomic_write_text(self.run_dir / METRICS, lines)
             except OSError as e:
-                kept = f"the checkpoint of step {self.saved_step} is intact" if self.saved_step is not None else ""
-                kept = kept or "there was no earlier checkpoint"
+                kept = (
+                    "there was no earlier checkpoint"
+                    if self.saved_step is None
+                    else f"the checkpoint of step {self.saved_step} is intact"
+                )
                 error = f"cannot write the step {self.step} checkpoint in {self.run_dir} ({e.strerror or e}); {kept}"
         self.world.check(error)
         self.saved_step = self.step
