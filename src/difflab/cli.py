@@ -18,17 +18,18 @@ from typing import Any, NoReturn, get_args, get_origin, get_type_hints
 import numpy as np
 import torch
 
+from difflab import distributed
 from difflab.checkpoint import atomic_write_bytes
-from difflab.config import TrainConfig, make_config, read_config_file
+from difflab.config import RESUMABLE_CHANGES, TrainConfig, make_config, read_config_file
 from difflab.data.source import is_builtin, load_points
 from difflab.data.toy import DATASETS
 from difflab.errors import UserError
 from difflab.generate import generate
 from difflab.metrics import quality
-from difflab.run import LoadedRun, load_run, read_run_config
+from difflab.run import CONFIG, LoadedRun, load_run, read_run_config
 from difflab.samplers import SAMPLERS, VARIANCE_KINDS
 from difflab.schedule import spaced_timesteps
-from difflab.train import Trainer, point_training_set
+from difflab.train import Interrupted, Trainer, point_training_set
 from difflab.vlb import nll_bits_per_dim
 
 EXIT_USER_ERROR = 2
@@ -84,34 +85,55 @@ def resolve_train_config(args: argparse.Namespace) -> TrainConfig:
     return make_config({**file_values, **given})
 
 
-def cmd_train(args: argparse.Namespace) -> None:
+def _train_config(args: argparse.Namespace) -> tuple[Path, TrainConfig, bool]:
+    """Run directory, config and whether it continues an existing run.
+
+    `--resume RUN` continues RUN as configured (only how-to-run options may change); `--out RUN` starts a run,
+    or continues it when RUN already holds one with the same config, so rerunning a killed command resumes it.
+    """
+    names = {f.name for f in fields(TrainConfig)}
+    given = {k: v for k, v in vars(args).items() if k in names}
     if args.resume:
         run_dir = Path(args.resume)
-        cfg, _ = read_run_config(run_dir)
-        names = {f.name for f in fields(TrainConfig)}
-        changed = {k: v for k, v in vars(args).items() if k in names}
-        if set(changed) - {"steps", "checkpoint_every", "log_every"}:
-            bad = ", ".join(sorted(set(changed) - {"steps", "checkpoint_every", "log_every"}))
-            raise UserError(f"--resume continues a run as configured; only --steps can change (got {bad})")
-        cfg = make_config(changed, base=cfg)
-    else:
-        if not args.out:
-            raise UserError("train needs --out RUN_DIR (or --resume RUN_DIR)")
-        run_dir = Path(args.out)
-        cfg = resolve_train_config(args)
-        if (run_dir / "state.pt").exists():
-            raise UserError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
-    data = load_points(cfg.data, cfg.n_data, cfg.seed)
-    trainer = Trainer(cfg, point_training_set(data, cfg), run_dir)
-    if args.resume:
-        trainer.restore()
-    start_step = trainer.step
-    result = trainer.fit()
-    rate = (result.steps - start_step) / max(result.seconds, 1e-9)
-    print(
-        f"trained {cfg.data} to step {result.steps} in {result.seconds:.1f}s ({rate:.0f} steps/s); "
-        f"final loss {result.final_loss:.4f}; run saved in {run_dir}"
-    )
+        stored, _ = read_run_config(run_dir)
+        if set(given) - RESUMABLE_CHANGES:
+            bad = ", ".join(sorted(set(given) - RESUMABLE_CHANGES))
+            allowed = ", ".join("--" + k.replace("_", "-") for k in sorted(RESUMABLE_CHANGES))
+            raise UserError(f"--resume continues a run as configured; only {allowed} can change (got {bad})")
+        return run_dir, make_config(given, base=stored), True
+    if not args.out:
+        raise UserError("train needs --out RUN_DIR (or --resume RUN_DIR)")
+    run_dir = Path(args.out)
+    cfg = resolve_train_config(args)
+    if not (run_dir / CONFIG).exists():
+        return run_dir, cfg, False
+    stored, _ = read_run_config(run_dir)
+    differ = [k for k in sorted(names - RESUMABLE_CHANGES) if getattr(stored, k) != getattr(cfg, k)]
+    if differ:
+        shown = "; ".join(f"{k}: {getattr(stored, k)!r} in the run, {getattr(cfg, k)!r} now" for k in differ[:3])
+        raise UserError(f"{run_dir} already holds a run with another config ({shown}); use another --out")
+    return run_dir, cfg, True
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    run_dir, cfg, resuming = _train_config(args)
+    world, device = distributed.start(cfg.device)
+    try:
+        data = load_points(cfg.data, cfg.n_data, cfg.seed)
+        trainer = Trainer(cfg, point_training_set(data, cfg), run_dir, world=world, device=device)
+        if resuming and trainer.restore() and trainer.step > cfg.steps:
+            raise UserError(f"{run_dir} is already at step {trainer.step}, past --steps {cfg.steps}")
+        start_step = trainer.step
+        result = trainer.fit()
+    finally:
+        distributed.stop(world)
+    if world.is_main:
+        rate = (result.steps - start_step) / max(result.seconds, 1e-9)
+        procs = f" on {world.size} processes" if world.distributed else ""
+        print(
+            f"trained {cfg.data} to step {result.steps} in {result.seconds:.1f}s ({rate:.0f} steps/s{procs}); "
+            f"final loss {result.final_loss:.4f}; run saved in {run_dir}"
+        )
 
 
 # --- sampling helpers shared by sample / evaluate / plot / animate ---
@@ -347,7 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     p = sub.add_parser("train", help="train a model and write a run directory")
-    p.add_argument("--out", help="run directory to create")
+    p.add_argument("--out", help="run directory to create (or to continue, if it holds this config's run)")
     p.add_argument("--config", help="TOML/YAML/JSON file of options (command line wins)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
     _add_config_options(p)
@@ -407,6 +429,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as e:
         print(f"difflab {args.command}: error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except Interrupted as e:
+        if distributed.rank() == 0:
+            print(f"difflab {args.command}: {e}; continue with: difflab train --resume {e.run_dir}", file=sys.stderr)
+        return 128 + e.signum
     except KeyboardInterrupt:
         print(f"difflab {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -11,12 +11,15 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 import tomllib
 import yaml
 
+from difflab.distributed import DeviceChoice
 from difflab.errors import UserError
 from difflab.models.mlp import TimeEmbedding
 from difflab.objectives import LossKind, Weighting
 from difflab.process import Target
 from difflab.samplers import VarianceKind
 from difflab.schedule import ScheduleName
+
+Precision = Literal["auto", "fp32", "bf16"]
 
 
 @dataclass
@@ -50,9 +53,16 @@ class TrainConfig:
     sample_variance: VarianceKind = "small"
     log_every: int = 50
     checkpoint_every: int = 1000
+    device: DeviceChoice = "auto"
+    precision: Precision = "auto"
+    compile: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+# Options that say how and where to run, not what is trained: a resumed run may change them.
+RESUMABLE_CHANGES = frozenset({"steps", "log_every", "checkpoint_every", "device", "compile"})
 
 
 POSITIVE_INTS = (
