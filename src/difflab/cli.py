@@ -18,22 +18,22 @@ from typing import Any, NoReturn, get_args, get_origin, get_type_hints
 import numpy as np
 import torch
 
+from difflab import distributed
 from difflab.checkpoint import atomic_write_bytes
-from difflab.config import OPTION_HELP, TrainConfig, make_config, read_config_file
+from difflab.config import OPTION_HELP, RESUMABLE_CHANGES, TrainConfig, make_config, read_config_file
 from difflab.data.source import is_builtin, load_points
 from difflab.data.toy import DATASETS, PointData
 from difflab.denoiser import CLIP_KINDS
 from difflab.errors import UserError
 from difflab.generate import generate
 from difflab.metrics import QualityReport, quality
-from difflab.run import LoadedRun, load_run, read_run_config
-from difflab.samplers import VARIANCE_KINDS, sample_ddim, sample_ddpm
+from difflab.run import CONFIG, LoadedRun, load_run, read_run_config
+from difflab.samplers import SAMPLERS, VARIANCE_KINDS
 from difflab.schedule import spaced_timesteps
-from difflab.train import Trainer, point_training_set
+from difflab.train import Interrupted, Trainer, point_training_set
+from difflab.vlb import nll_bits_per_dim
 
 EXIT_USER_ERROR = 2
-
-SAMPLERS = {"ddpm": sample_ddpm, "ddim": sample_ddim}
 
 #: Chosen from benchmarks/guidance.py (see benchmarks/RESULTS-targets.md).
 DEFAULT_GUIDANCE = 3.0
@@ -88,34 +88,55 @@ def resolve_train_config(args: argparse.Namespace) -> TrainConfig:
     return make_config({**file_values, **given})
 
 
-def cmd_train(args: argparse.Namespace) -> None:
+def _train_config(args: argparse.Namespace) -> tuple[Path, TrainConfig, bool]:
+    """Run directory, config and whether it continues an existing run.
+
+    `--resume RUN` continues RUN as configured (only how-to-run options may change); `--out RUN` starts a run,
+    or continues it when RUN already holds one with the same config, so rerunning a killed command resumes it.
+    """
+    names = {f.name for f in fields(TrainConfig)}
+    given = {k: v for k, v in vars(args).items() if k in names}
     if args.resume:
         run_dir = Path(args.resume)
-        cfg, _ = read_run_config(run_dir)
-        names = {f.name for f in fields(TrainConfig)}
-        changed = {k: v for k, v in vars(args).items() if k in names}
-        if set(changed) - {"steps", "checkpoint_every", "log_every"}:
-            bad = ", ".join(sorted(set(changed) - {"steps", "checkpoint_every", "log_every"}))
-            raise UserError(f"--resume continues a run as configured; only --steps can change (got {bad})")
-        cfg = make_config(changed, base=cfg)
-    else:
-        if not args.out:
-            raise UserError("train needs --out RUN_DIR (or --resume RUN_DIR)")
-        run_dir = Path(args.out)
-        cfg = resolve_train_config(args)
-        if (run_dir / "state.pt").exists():
-            raise UserError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
-    data = load_points(cfg.data, cfg.n_data, cfg.seed)
-    trainer = Trainer(cfg, point_training_set(data, cfg), run_dir)
-    if args.resume:
-        trainer.restore()
-    start_step = trainer.step
-    result = trainer.fit()
-    rate = (result.steps - start_step) / max(result.seconds, 1e-9)
-    print(
-        f"trained {cfg.data} to step {result.steps} in {result.seconds:.1f}s ({rate:.0f} steps/s); "
-        f"final loss {result.final_loss:.4f}; run saved in {run_dir}"
-    )
+        stored, _ = read_run_config(run_dir)
+        if set(given) - RESUMABLE_CHANGES:
+            bad = ", ".join(sorted(set(given) - RESUMABLE_CHANGES))
+            allowed = ", ".join("--" + k.replace("_", "-") for k in sorted(RESUMABLE_CHANGES))
+            raise UserError(f"--resume continues a run as configured; only {allowed} can change (got {bad})")
+        return run_dir, make_config(given, base=stored), True
+    if not args.out:
+        raise UserError("train needs --out RUN_DIR (or --resume RUN_DIR)")
+    run_dir = Path(args.out)
+    cfg = resolve_train_config(args)
+    if not (run_dir / CONFIG).exists():
+        return run_dir, cfg, False
+    stored, _ = read_run_config(run_dir)
+    differ = [k for k in sorted(names - RESUMABLE_CHANGES) if getattr(stored, k) != getattr(cfg, k)]
+    if differ:
+        shown = "; ".join(f"{k}: {getattr(stored, k)!r} in the run, {getattr(cfg, k)!r} now" for k in differ[:3])
+        raise UserError(f"{run_dir} already holds a run with another config ({shown}); use another --out")
+    return run_dir, cfg, True
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    run_dir, cfg, resuming = _train_config(args)
+    world, device = distributed.start(cfg.device)
+    try:
+        data = load_points(cfg.data, cfg.n_data, cfg.seed)
+        trainer = Trainer(cfg, point_training_set(data, cfg), run_dir, world=world, device=device)
+        if resuming and trainer.restore() and trainer.step > cfg.steps:
+            raise UserError(f"{run_dir} is already at step {trainer.step}, past --steps {cfg.steps}")
+        start_step = trainer.step
+        result = trainer.fit()
+    finally:
+        distributed.stop(world)
+    if world.is_main:
+        rate = (result.steps - start_step) / max(result.seconds, 1e-9)
+        procs = f" on {world.size} processes" if world.distributed else ""
+        print(
+            f"trained {cfg.data} to step {result.steps} in {result.seconds:.1f}s ({rate:.0f} steps/s{procs}); "
+            f"final loss {result.final_loss:.4f}; run saved in {run_dir}"
+        )
 
 
 # --- sampling helpers shared by sample / evaluate / plot / animate ---
@@ -196,7 +217,12 @@ def draw(
 
 
 def _add_sampling_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--sampler", choices=sorted(SAMPLERS), default="ddpm", help="sampling algorithm (default ddpm)")
+    p.add_argument(
+        "--sampler",
+        choices=sorted(SAMPLERS),
+        default="ddpm",
+        help="ddpm (ancestral), ddim, dpmpp_2m (DPM-Solver++ 2M), heun (2K-1 model calls); default ddpm",
+    )
     p.add_argument("--steps", type=int, default=None, help="respace to this many steps (trailing; default: all)")
     p.add_argument("--eta", type=float, default=0.0, help="DDIM η: 0 deterministic, 1 ancestral-like")
     p.add_argument(
@@ -273,6 +299,23 @@ def reference_data(run: LoadedRun, n: int, seed: int) -> tuple[PointData, PointD
     return data.subset(order[:half]), data.subset(order[half : 2 * half])
 
 
+def print_nll(run: LoadedRun, args: argparse.Namespace, truth: np.ndarray) -> None:
+    """The variational bound on fresh data, in bits/dim of the normalized data."""
+    if run.cfg.conditional:
+        raise UserError("--nll is defined for unconditional runs")
+    schedule = run.schedule
+    if args.steps is not None:
+        schedule = schedule.respace(spaced_timesteps(len(schedule), args.steps))
+    variance = args.variance or run.cfg.sample_variance
+    x0 = torch.as_tensor(run.info.scaler.transform(truth), dtype=torch.float32)
+    generator = torch.Generator().manual_seed(args.seed)
+    bpd = nll_bits_per_dim(run.bound(), schedule, x0, variance=variance, generator=generator)
+    print(
+        f"NLL bound {bpd.total:.4f} bits/dim  (prior {bpd.prior:.4f}, diffusion {bpd.diffusion:.4f}, decoder "
+        f"{bpd.decoder:.4f}; variance {variance}, steps {len(schedule)}, n={len(truth)}, normalized units)"
+    )
+
+
 def evaluate(args: argparse.Namespace) -> tuple[QualityReport, int, int]:
     """Energy distance of fresh samples to fresh data with its floor, points per set, and sampling steps.
 
@@ -288,6 +331,12 @@ def evaluate(args: argparse.Namespace) -> tuple[QualityReport, int, int]:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
+    if args.nll:
+        if args.n < 2:
+            raise UserError("--n must be at least 2")
+        run = load_sampling_run(args)
+        print_nll(run, args, reference_data(run, args.n, args.seed)[0].x)
+        return
     report, n, steps = evaluate(args)
     print(
         f"energy distance {report.distance:.5f}  floor {report.floor:.5f}  ratio {report.ratio:.2f}  "
@@ -408,7 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     p = sub.add_parser("train", help="train a model and write a run directory")
-    p.add_argument("--out", help="run directory to create")
+    p.add_argument("--out", help="run directory to create (or to continue, if it holds this config's run)")
     p.add_argument("--config", help="TOML/YAML/JSON file of options (command line wins)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
     _add_config_options(p)
@@ -424,6 +473,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="energy distance of fresh samples to fresh data, with its floor")
     p.add_argument("run", help="run directory")
     p.add_argument("--n", type=int, default=5000, help="points per set (default 5000)")
+    p.add_argument(
+        "--nll",
+        action="store_true",
+        help="instead, the variational bound in bits/dim on fresh data (uses --steps, --variance)",
+    )
     _add_sampling_options(p)
     p.set_defaults(func=cmd_evaluate)
 
@@ -475,6 +529,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as e:
         print(f"difflab {args.command}: error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except Interrupted as e:
+        if distributed.rank() == 0:
+            print(f"difflab {args.command}: {e}; continue with: difflab train --resume {e.run_dir}", file=sys.stderr)
+        return 128 + e.signum
     except KeyboardInterrupt:
         print(f"difflab {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -12,12 +12,15 @@ import tomllib
 import yaml
 
 from difflab.denoiser import ClipKind
+from difflab.distributed import DeviceChoice
 from difflab.errors import UserError
 from difflab.models.mlp import TimeEmbedding
 from difflab.objectives import LossKind, Weighting
 from difflab.process import Target
 from difflab.samplers import VarianceKind
 from difflab.schedule import ScheduleName
+
+Precision = Literal["auto", "fp32", "bf16"]
 
 
 @dataclass
@@ -51,6 +54,9 @@ class TrainConfig:
     sample_variance: VarianceKind = "small"
     log_every: int = 50
     checkpoint_every: int = 1000
+    device: DeviceChoice = "auto"
+    precision: Precision = "auto"
+    compile: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -68,6 +74,10 @@ OPTION_HELP = {
     "labelled": "keep the labels of only this many random training points, the rest 'no label' (-1 = all)",
     "clip": "default clipping of predicted x0 when sampling: none, clip to [-1, 1], or dynamic thresholding",
 }
+
+# Options that say how and where to run, not what is trained: a resumed run may change them.
+RESUMABLE_CHANGES = frozenset({"steps", "log_every", "checkpoint_every", "device", "compile"})
+
 
 POSITIVE_INTS = (
     "n_data",
