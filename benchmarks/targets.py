@@ -1,12 +1,13 @@
 """Benchmark: does every target (x0, ε, v, score) train to the quality x0 reaches?
 
 For each dataset and target, trains at the default config (only `--target` changes) and measures
-the energy-distance ratio exactly as `difflab evaluate` does (fresh i.i.d. data, same seed), plus
-the training time. Prints a Markdown table.
+the energy-distance ratio exactly as `difflab evaluate --clip C` does (fresh i.i.d. data, same
+seed) for each sampling clip mode, plus the training time. Prints a Markdown table. Results:
+benchmarks/RESULTS-targets.md.
 
-    PYTHONPATH=src python benchmarks/targets.py [--data moons circles] [--targets x0 eps v score]
+    PYTHONPATH=src python benchmarks/targets.py [--data moons circles] [--targets x0 eps v score] [--clip none clip]
 
-One torch thread: on a shared 2-core machine, two threads that contend for cores ran ~100x slower.
+One torch thread: on a shared 2-core machine, two threads contending with other jobs ran ~100x slower.
 """
 
 from __future__ import annotations

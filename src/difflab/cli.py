@@ -39,7 +39,8 @@ EXIT_USER_ERROR = 2
 DEFAULT_GUIDANCE = 3.0
 GUIDANCE_HELP = (
     "classifier-free guidance weight w in ε̃ = ε(x,∅) + w·(ε(x,c) − ε(x,∅)) (Ho & Salimans 2022, eq. 6), "
-    f"used with classes: 0 = unconditional, 1 = plain conditional, >1 = stronger (default {DEFAULT_GUIDANCE:g})"
+    f"used with classes: 0 = unconditional, 1 = plain conditional, >1 = more on-class but less diverse "
+    f"(default {DEFAULT_GUIDANCE:g})"
 )
 
 
