@@ -30,7 +30,7 @@ class TrainConfig:
     data: str = "moons"
     n_data: int = 20_000
     seed: int = 0
-    steps: int = 6000
+    steps: int = 15_000
     batch_size: int = 512
     lr: float = 2e-3
     lr_warmup: int = 100
@@ -38,13 +38,13 @@ class TrainConfig:
     ema_decay: float = 0.995
     schedule: ScheduleName = "cosine"
     timesteps: int = 200
-    target: Target = "x0"
+    target: Target = "eps"
     weighting: Weighting = "simple"
     loss: LossKind = "l2"
     min_snr_gamma: float = 5.0
     hidden: int = 128
     depth: int = 3
-    time_embedding: TimeEmbedding = "scalar"
+    time_embedding: TimeEmbedding = "sinusoidal"
     fourier_features: int = 0
     conditional: bool = False
     p_uncond: float = 0.15
