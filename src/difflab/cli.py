@@ -20,12 +20,13 @@ import torch
 
 from difflab import distributed
 from difflab.checkpoint import atomic_write_bytes
-from difflab.config import RESUMABLE_CHANGES, TrainConfig, make_config, read_config_file
+from difflab.config import OPTION_HELP, RESUMABLE_CHANGES, TrainConfig, make_config, read_config_file
 from difflab.data.source import is_builtin, load_points
-from difflab.data.toy import DATASETS
+from difflab.data.toy import DATASETS, PointData
+from difflab.denoiser import CLIP_KINDS
 from difflab.errors import UserError
 from difflab.generate import generate
-from difflab.metrics import quality
+from difflab.metrics import QualityReport, quality
 from difflab.run import CONFIG, LoadedRun, load_run, read_run_config
 from difflab.samplers import SAMPLERS, VARIANCE_KINDS
 from difflab.schedule import spaced_timesteps
@@ -34,9 +35,12 @@ from difflab.vlb import nll_bits_per_dim
 
 EXIT_USER_ERROR = 2
 
+#: Chosen from benchmarks/guidance.py (see benchmarks/RESULTS-targets.md).
+DEFAULT_GUIDANCE = 3.0
 GUIDANCE_HELP = (
-    "classifier-free guidance weight w in ε̃ = ε(x,∅) + w·(ε(x,c) − ε(x,∅)): "
-    "0 = unconditional, 1 = plain conditional, >1 = stronger (default 3)"
+    "classifier-free guidance weight w in ε̃ = ε(x,∅) + w·(ε(x,c) − ε(x,∅)) (Ho & Salimans 2022, eq. 6), "
+    f"used with classes: 0 = unconditional, 1 = plain conditional, >1 = more on-class but less diverse "
+    f"(default {DEFAULT_GUIDANCE:g})"
 )
 
 
@@ -64,7 +68,7 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
                 dest=f.name,
                 action=argparse.BooleanOptionalAction,
                 default=argparse.SUPPRESS,
-                help=f"(default {default})",
+                help=f"{OPTION_HELP.get(f.name, '')} (default {default})".strip(),
             )
             continue
         choices = f" {{{','.join(get_args(kind))}}}" if get_origin(kind) is not None else ""
@@ -73,7 +77,7 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
             dest=f.name,
             default=argparse.SUPPRESS,
             metavar=f.name.upper(),
-            help=f"{choices.strip()} (default {default})".strip(),
+            help=f"{choices.strip()} {OPTION_HELP.get(f.name, '')} (default {default})".strip(),
         )
 
 
@@ -139,8 +143,16 @@ def cmd_train(args: argparse.Namespace) -> None:
 # --- sampling helpers shared by sample / evaluate / plot / animate ---
 
 
+def _is_int(text: str) -> bool:
+    return text.lstrip("-").isdigit()
+
+
 def parse_class(run: LoadedRun, label: str | None) -> int | None:
-    """A class given by name or index → index; a clear error lists the valid classes."""
+    """A class given by name (or by index 0..K-1 when no name is an integer) → index.
+
+    With integer class names (a CSV `label` column of 3, 5, 7) an index would be ambiguous, so only
+    the names are accepted there. A clear error lists the valid classes.
+    """
     if label is None:
         return None
     names = run.info.class_names or []
@@ -148,18 +160,41 @@ def parse_class(run: LoadedRun, label: str | None) -> int | None:
         raise UserError("this run was trained without classes (train with --conditional); drop --class")
     if label in names:
         return names.index(label)
-    if label.lstrip("-").isdigit() and 0 <= int(label) < len(names):
+    if _is_int(label) and not any(map(_is_int, names)) and 0 <= int(label) < len(names):
         return int(label)
     raise UserError(f"unknown class {label!r}; this run knows: {', '.join(names)}")
 
 
-def draw(run: LoadedRun, args: argparse.Namespace, n: int, seed: int, callback: Any = None) -> torch.Tensor:
-    """Samples in model units with the sampler/steps/class options of `args`."""
+def class_labels(run: LoadedRun, args: argparse.Namespace, n: int, *, every_class: bool = False) -> torch.Tensor | None:
+    """Labels to sample: all `--class`; else, with `every_class` and a conditional run, an even split
+    over the classes (0, 1, ..., K-1, 0, 1, ...); else None (unconditional)."""
+    cls = parse_class(run, args.cls)
+    if cls is not None:
+        return torch.full((n,), cls, dtype=torch.int64)
+    if every_class and run.cfg.conditional and run.info.num_classes:
+        return torch.arange(n, dtype=torch.int64) % run.info.num_classes
+    return None
+
+
+def draw(
+    run: LoadedRun,
+    args: argparse.Namespace,
+    n: int,
+    seed: int,
+    callback: Any = None,
+    *,
+    labels: torch.Tensor | None = None,
+    guidance: float | None = None,
+) -> torch.Tensor:
+    """Samples in model units with the sampler/steps/clip options of `args`.
+
+    `labels` (one per sample) are sampled with classifier-free guidance `guidance` (default
+    `--guidance`); None samples unconditionally.
+    """
     schedule = run.schedule
     if args.steps is not None:
         schedule = schedule.respace(spaced_timesteps(len(schedule), args.steps))
-    cls = parse_class(run, getattr(args, "cls", None))
-    labels = None if cls is None else torch.full((n,), cls, dtype=torch.int64)
+    weight = args.guidance if guidance is None else guidance
     options: dict[str, Any] = {}
     if args.sampler == "ddpm":
         options["variance"] = args.variance or run.cfg.sample_variance
@@ -167,7 +202,7 @@ def draw(run: LoadedRun, args: argparse.Namespace, n: int, seed: int, callback: 
         options["eta"] = args.eta
 
     def bind(part: slice) -> Any:
-        return run.bound(None if labels is None else labels[part], args.guidance)
+        return run.bound(None if labels is None else labels[part], weight)
 
     return generate(
         bind,
@@ -197,8 +232,21 @@ def _add_sampling_options(p: argparse.ArgumentParser) -> None:
         default=None,
         help="DDPM reverse variance: small (β̃), large (β), learned (default: the run's)",
     )
-    p.add_argument("--class", dest="cls", default=None, help="class name or index to generate")
-    p.add_argument("--guidance", type=float, default=3.0, help=GUIDANCE_HELP)
+    p.add_argument(
+        "--class",
+        dest="cls",
+        default=None,
+        help="class name (or index when no class name is an integer) to generate; "
+        "without it a conditional run samples unconditionally",
+    )
+    p.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE, help=GUIDANCE_HELP)
+    p.add_argument(
+        "--clip",
+        choices=CLIP_KINDS,
+        default=None,
+        help="predicted-x0 clipping at each step: none, clip to the data range, or dynamic thresholding "
+        "(Saharia et al. 2022) (default: the run's --clip)",
+    )
     p.add_argument("--chunk-size", type=int, default=10_000, help="samples per batch (bounds memory)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
 
@@ -211,8 +259,11 @@ def _check_sampling_args(args: argparse.Namespace, schedule_len: int) -> None:
 
 
 def load_sampling_run(args: argparse.Namespace) -> LoadedRun:
+    """Load a run for sampling, with `--clip` overriding the clipping it was configured with."""
     run = load_run(Path(args.run))
     _check_sampling_args(args, len(run.schedule))
+    if args.clip is not None:
+        run.denoiser.clip = args.clip
     return run
 
 
@@ -223,7 +274,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
     if args.n < 1:
         raise UserError("--n must be at least 1")
     run = load_sampling_run(args)
-    samples = run.to_data_units(draw(run, args, args.n, args.seed))
+    samples = run.to_data_units(draw(run, args, args.n, args.seed, labels=class_labels(run, args, args.n)))
     out.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     if out.suffix == ".npy":
@@ -238,15 +289,15 @@ def cmd_sample(args: argparse.Namespace) -> None:
 # --- evaluate ---
 
 
-def reference_data(run: LoadedRun, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def reference_data(run: LoadedRun, n: int, seed: int) -> tuple[PointData, PointData]:
     """Two independent draws of the truth: fresh i.i.d. draws for built-in sets, two halves of a user file."""
     spec = run.cfg.data
     if is_builtin(spec):
-        return load_points(spec, n, seed + 1_000_003).x, load_points(spec, n, seed + 2_000_003).x
-    x = load_points(spec, 0, 0).x
-    order = np.random.default_rng(seed).permutation(len(x))
-    half = min(n, len(x) // 2)
-    return x[order[:half]], x[order[half : 2 * half]]
+        return load_points(spec, n, seed + 1_000_003), load_points(spec, n, seed + 2_000_003)
+    data = load_points(spec, 0, 0)
+    order = np.random.default_rng(seed).permutation(len(data.x))
+    half = min(n, len(data.x) // 2)
+    return data.subset(order[:half]), data.subset(order[half : 2 * half])
 
 
 def print_nll(run: LoadedRun, args: argparse.Namespace, truth: np.ndarray) -> None:
@@ -266,19 +317,31 @@ def print_nll(run: LoadedRun, args: argparse.Namespace, truth: np.ndarray) -> No
     )
 
 
-def cmd_evaluate(args: argparse.Namespace) -> None:
+def evaluate(args: argparse.Namespace) -> tuple[QualityReport, int, int]:
+    """Energy distance of fresh samples to fresh data with its floor, points per set, and sampling steps.
+
+    The benchmarks call this too, so their tables measure exactly what `difflab evaluate` prints.
+    """
     if args.n < 2:
         raise UserError("--n must be at least 2")
     run = load_sampling_run(args)
-    truth, truth2 = reference_data(run, args.n, args.seed)
-    if args.nll:
-        print_nll(run, args, truth)
-        return
-    samples = run.to_data_units(draw(run, args, len(truth), args.seed))
+    truth, truth2 = (d.x for d in reference_data(run, args.n, args.seed))
+    samples = run.to_data_units(draw(run, args, len(truth), args.seed, labels=class_labels(run, args, len(truth))))
     report = quality(torch.as_tensor(samples), torch.as_tensor(truth), torch.as_tensor(truth2))
+    return report, len(truth), args.steps or len(run.schedule)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    if args.nll:
+        if args.n < 2:
+            raise UserError("--n must be at least 2")
+        run = load_sampling_run(args)
+        print_nll(run, args, reference_data(run, args.n, args.seed)[0].x)
+        return
+    report, n, steps = evaluate(args)
     print(
         f"energy distance {report.distance:.5f}  floor {report.floor:.5f}  ratio {report.ratio:.2f}  "
-        f"(n={len(truth)}, standardized, sampler {args.sampler}, steps {args.steps or len(run.schedule)})"
+        f"(n={n}, standardized, sampler {args.sampler}, steps {steps})"
     )
 
 
@@ -286,7 +349,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def record_trajectory(
-    run: LoadedRun, args: argparse.Namespace, n: int, keep: int
+    run: LoadedRun, args: argparse.Namespace, n: int, keep: int, labels: torch.Tensor | None
 ) -> tuple[np.ndarray, list[tuple[int, np.ndarray]]]:
     """Samples plus `keep` evenly spaced intermediate states (model timestep, x in data units)."""
     states: list[tuple[int, np.ndarray]] = []
@@ -297,8 +360,13 @@ def record_trajectory(
         if step["i"] in wanted:
             states.append((step["t"], run.to_data_units(step["x"])))
 
-    final = run.to_data_units(draw(run, args, n, args.seed, callback=callback))
+    final = run.to_data_units(draw(run, args, n, args.seed, callback=callback, labels=labels))
     return final, states
+
+
+def guidance_weights(default: float) -> list[float]:
+    """Columns of the guidance grid: unconditional, conditional, stronger, and the chosen weight."""
+    return sorted({0.0, 1.0, 2.0, 4.0, 8.0, float(default)})
 
 
 def cmd_plot(args: argparse.Namespace) -> None:
@@ -309,24 +377,44 @@ def cmd_plot(args: argparse.Namespace) -> None:
     out = Path(args.out) if args.out else Path(args.run) / "plots"
     out.mkdir(parents=True, exist_ok=True)
     truth, _ = reference_data(run, args.n, args.seed)
-    final, states = record_trajectory(run, args, args.n, keep=6)
-    plots.plot_comparison(truth, final, out / "samples.png")
-    plots.plot_snapshots([(f"t={t}", x) for t, x in states] + [("generated", final)], out / "reverse.png")
-    x0 = torch.as_tensor(run.info.scaler.transform(truth), dtype=torch.float32)
+    names = run.info.class_names if run.cfg.conditional else None
+    data_labels = truth.labels if names else None
+    labels = class_labels(run, args, args.n, every_class=True)
+    sample_labels = None if labels is None else labels.numpy()
+    final, states = record_trajectory(run, args, args.n, keep=6, labels=labels)
+    plots.plot_comparison(
+        truth.x, final, out / "samples.png", data_labels=data_labels, sample_labels=sample_labels, class_names=names
+    )
+    snapshots = [(f"t={t}", x) for t, x in states] + [("generated", final)]
+    plots.plot_snapshots(snapshots, out / "reverse.png", labels=sample_labels)
+    x0 = torch.as_tensor(run.info.scaler.transform(truth.x), dtype=torch.float32)
     gen = torch.Generator().manual_seed(args.seed)
     forward = []
     for t in np.linspace(0, len(run.schedule) - 1, 6).round().astype(int):
         i = torch.full((len(x0),), int(t), dtype=torch.int64)
         xt = q_sample(run.schedule, x0, i, torch.randn(x0.shape, generator=gen))
         forward.append((f"t={t}", run.to_data_units(xt)))
-    plots.plot_snapshots([("data", truth), *forward], out / "forward.png")
+    plots.plot_snapshots([("data", truth.x), *forward], out / "forward.png", labels=data_labels)
     plots.plot_schedule(run.schedule, out / "schedule.png", f"{run.cfg.schedule}, T={run.cfg.timesteps}")
+    written = ["samples.png", "reverse.png", "forward.png", "schedule.png"]
     metrics = Path(args.run) / "metrics.jsonl"
     if metrics.exists():
         rows = [json.loads(line) for line in metrics.read_text().splitlines() if line]
         if rows:
             plots.plot_loss([r["step"] for r in rows], [r["loss"] for r in rows], out / "loss.png")
-    print(f"wrote samples.png, reverse.png, forward.png, schedule.png, loss.png to {out}")
+            written.append("loss.png")
+    if names:
+        per_cell = max(args.n // len(names), 1)
+        grid_labels = torch.arange(len(names)).repeat_interleave(per_cell)
+        weights = guidance_weights(args.guidance)
+        columns = [
+            run.to_data_units(draw(run, args, len(grid_labels), args.seed, labels=grid_labels, guidance=w))
+            for w in weights
+        ]
+        cells = [[col[grid_labels.numpy() == k] for col in columns] for k in range(len(names))]
+        plots.plot_guidance_grid(cells, names, weights, out / "guidance.png", background=truth.x)
+        written.append("guidance.png")
+    print(f"wrote {', '.join(written)} to {out}")
 
 
 def cmd_animate(args: argparse.Namespace) -> None:
@@ -334,14 +422,15 @@ def cmd_animate(args: argparse.Namespace) -> None:
 
     run = load_sampling_run(args)
     out = Path(args.out) if args.out else Path(args.run) / "plots" / "denoising.gif"
-    final, states = record_trajectory(run, args, args.n, keep=args.frames)
+    labels = class_labels(run, args, args.n, every_class=True)
+    final, states = record_trajectory(run, args, args.n, keep=args.frames, labels=labels)
     everything = np.concatenate([final] + [x for _, x in states[-len(states) // 2 :]])
     lo, hi = np.percentile(everything, [0.5, 99.5], axis=0)
     pad = 0.1 * (hi - lo)
     dims = [0, 1] if final.shape[1] > 1 else [0, 0]
     limits = np.stack([lo[dims] - pad[dims], hi[dims] + pad[dims]], axis=1)
     frames = [(f"t = {t}", x) for t, x in states] + [("x0 (generated)", final)]
-    plots.write_gif(frames, out, limits=limits)
+    plots.write_gif(frames, out, limits=limits, labels=None if labels is None else labels.numpy())
     print(f"wrote {len(frames)}-frame animation to {out}")
 
 
@@ -393,14 +482,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sampling_options(p)
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("plot", help="figures: data vs samples, reverse and forward process, schedule, loss")
+    p = sub.add_parser(
+        "plot",
+        help="figures: data vs samples, reverse and forward process, schedule, loss; "
+        "for a conditional run also guidance.png (rows: classes, columns: guidance weights)",
+        description="For a conditional run without --class, samples are split evenly over the classes, "
+        "drawn with --guidance, and coloured by class; guidance.png shows each class at w = 0, 1, 2, 4, 8 "
+        "and --guidance.",
+    )
     p.add_argument("run", help="run directory")
     p.add_argument("--out", help="folder for the PNGs (default RUN/plots)")
     p.add_argument("--n", type=int, default=3000, help="points per panel (default 3000)")
     _add_sampling_options(p)
     p.set_defaults(func=cmd_plot)
 
-    p = sub.add_parser("animate", help="GIF of the denoising process")
+    p = sub.add_parser(
+        "animate",
+        help="GIF of the denoising process",
+        description="For a conditional run without --class, points are split evenly over the classes, drawn "
+        "with --guidance, and coloured by the class they are guided to.",
+    )
     p.add_argument("run", help="run directory")
     p.add_argument("--out", help="GIF path (default RUN/plots/denoising.gif)")
     p.add_argument("--n", type=int, default=2000, help="points (default 2000)")
