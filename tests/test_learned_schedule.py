@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
 
+from difflab.cli import main
 from difflab.denoiser import Denoiser, Unconditional
-from difflab.learned_schedule import MonotoneLogSNR, discretize, eps_from_output, vdm_step, vdm_terms
+from difflab.learned_schedule import (
+    LearnedScheduleModel,
+    MonotoneLogSNR,
+    discretize,
+    eps_from_output,
+    vdm_step,
+    vdm_terms,
+)
 from difflab.models.mlp import MLP
 from difflab.process import TARGETS, target_from
+from difflab.run import load_run
 from difflab.samplers import SAMPLERS
 from difflab.schedule import spaced_timesteps
 from difflab.testing import GaussianData
+from tests.train_helpers import TINY, assert_identical, cli_args, final_state, tiny_trainer
 
 GAUSS = GaussianData(torch.tensor([0.3, -0.2]), torch.tensor([[0.25, 0.1], [0.1, 0.09]]))
 
@@ -80,3 +94,94 @@ def test_terms_have_the_closed_form_prior_and_reconstruction() -> None:
     torch.testing.assert_close(terms.prior, (0.5 * (var1 - 1 - var1.log()) * 2).expand(4).detach())
     torch.testing.assert_close(terms.reconstruction, torch.full((4,), 0.5 * (1.8378771 - 6.0 + 1) * 2))
     assert bool((terms.diffusion > 0).all())
+
+
+# --- `difflab train --schedule learned` end to end ---
+
+LEARNED_STEPS = 40
+
+
+@pytest.fixture(scope="module")
+def learned_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("learned") / "moons"
+    args = cli_args(**{**TINY, "checkpoint_every": 1000}, steps=LEARNED_STEPS, schedule="learned")
+    assert main(["train", "--data", "moons", "--out", str(out), *args]) == 0
+    return out
+
+
+def test_a_learned_run_reloads_with_gamma_in_its_weights_and_a_monotone_schedule(learned_run: Path) -> None:
+    run = load_run(learned_run)
+    model = run.denoiser.model
+    assert isinstance(model, LearnedScheduleModel)
+    assert {"gamma.gamma_min", "gamma.gap", "gamma.l2.weight"} <= set(final_state(learned_run)["ema"])
+    snr = run.schedule.snr
+    assert len(run.schedule) == TINY["timesteps"]
+    assert bool(torch.isfinite(snr).all()) and bool((snr[1:] < snr[:-1]).all())
+    # The schedule is the trained (EMA) γ's, not the one the network was built with.
+    torch.testing.assert_close(run.schedule.alphas_cumprod, discretize(model.gamma, TINY["timesteps"]).alphas_cumprod)
+    untrained = discretize(MonotoneLogSNR(), TINY["timesteps"]).alphas_cumprod
+    assert not torch.allclose(run.schedule.alphas_cumprod, untrained, rtol=1e-6, atol=0.0)
+    losses = [float(line.split('"loss": ')[1].split(",")[0]) for line in (learned_run / "metrics.jsonl").open()]
+    assert len(losses) == LEARNED_STEPS // TINY["log_every"] and all(np.isfinite(losses))
+
+
+@pytest.mark.parametrize("sampler", sorted(SAMPLERS))
+def test_every_sampler_draws_finite_samples_from_a_learned_run(learned_run: Path, tmp_path: Path, sampler: str) -> None:
+    out = tmp_path / "s.npy"
+    assert main(["sample", str(learned_run), "--sampler", sampler, "--steps", "8", "--n", "64", "--out", str(out)]) == 0
+    x = np.load(out)
+    assert x.shape == (64, 2) and np.isfinite(x).all()
+
+
+def test_evaluate_nll_prints_a_finite_bound_on_the_discretized_schedule(
+    learned_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["evaluate", str(learned_run), "--nll", "--n", "200"]) == 0
+    printed = capsys.readouterr().out
+    bound = re.match(r"NLL bound (\S+) bits/dim .*steps 20,", printed)
+    assert bound and np.isfinite(float(bound[1])), printed
+
+
+def test_a_resumed_learned_run_is_bit_identical_to_an_uninterrupted_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Crash at step 7, after the step-5 checkpoint: resuming from step 5 ends exactly as the whole run."""
+    whole = tiny_trainer(tmp_path / "whole", schedule="learned")
+    whole.fit(progress=False)
+    cut = tiny_trainer(tmp_path / "cut", schedule="learned")
+    real_step = cut.train_step
+
+    def crash_after_7() -> tuple[float, bool]:
+        if cut.step == 7:
+            raise RuntimeError("simulated crash")
+        return real_step()
+
+    monkeypatch.setattr(cut, "train_step", crash_after_7)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        cut.fit(progress=False)
+    resumed = tiny_trainer(tmp_path / "cut", schedule="learned")
+    built = resumed.denoiser.schedule.alphas_cumprod
+    assert resumed.restore() and resumed.step == 5
+    # restoring re-discretizes the restored γ
+    assert_identical(resumed.denoiser.schedule.alphas_cumprod, resumed.model.schedule(20).alphas_cumprod)
+    assert not torch.equal(resumed.denoiser.schedule.alphas_cumprod, built)
+    resumed.fit(progress=False)
+    assert_identical(final_state(tmp_path / "cut"), final_state(tmp_path / "whole"))
+    assert_identical(resumed.denoiser.schedule.alphas_cumprod, whole.denoiser.schedule.alphas_cumprod)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--learned-variance"], "has no variance term; drop --learned-variance"),
+        (["--weighting", "elbo"], "--weighting elbo does not apply"),
+        (["--loss", "huber"], "--loss huber does not apply"),
+    ],
+)
+def test_options_the_vdm_bound_ignores_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], message: str
+) -> None:
+    assert main(["train", "--schedule", "learned", *flags, "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+    assert not (tmp_path / "r").exists()

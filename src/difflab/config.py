@@ -124,6 +124,19 @@ def _coerce(name: str, kind: Any, value: Any) -> Any:
     raise AssertionError(f"unhandled field type {kind}")
 
 
+def _check_learned_schedule(values: dict[str, Any]) -> None:
+    """The learned schedule trains on the VDM bound (Kingma et al. 2021, eq. 17), which fixes the loss."""
+    if values["learned_variance"]:
+        raise UserError(
+            "--schedule learned trains on the continuous-time VDM bound, which has no variance term; "
+            "drop --learned-variance"
+        )
+    changed = [k for k in ("weighting", "loss") if values[k] != getattr(TrainConfig, k)]
+    if changed:
+        given = ", ".join(f"--{k} {values[k]}" for k in changed)
+        raise UserError(f"--schedule learned trains on the VDM bound, so {given} does not apply; drop it")
+
+
 def make_config(values: dict[str, Any], base: TrainConfig | None = None) -> TrainConfig:
     """Build a validated TrainConfig from `base` (or defaults) overridden by `values`."""
     hints = get_type_hints(TrainConfig)
@@ -147,6 +160,8 @@ def make_config(values: dict[str, Any], base: TrainConfig | None = None) -> Trai
         raise UserError(f"invalid ema_decay {merged['ema_decay']}; must be in [0, 1)")
     if merged["lr"] <= 0:
         raise UserError(f"invalid lr {merged['lr']}; must be positive")
+    if merged["schedule"] == "learned":
+        _check_learned_schedule(merged)
     return TrainConfig(**merged)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -129,6 +130,24 @@ def vdm_terms(
     return VDMTerms(diffusion, prior, reconstruction)
 
 
+def vdm_gradients(
+    terms: VDMTerms, vlb: torch.Tensor, params: Sequence[nn.Parameter], gamma: MonotoneLogSNR
+) -> list[torch.Tensor | None]:
+    """Gradients for `params` (the network's and γ's): of `vlb` for all but γ's shape, of E[L_diff²] for the shape.
+
+    In continuous time the VLB does not depend on the shape of γ between its endpoints (VDM, "invariance to
+    the noise schedule"), so the shape descends the estimator's second moment, i.e. its variance, as VDM does
+    for its learned schedule. None marks a parameter the loss does not reach (as `.backward()` leaves it).
+    """
+    shape_ids = {id(p) for p in gamma.shape_parameters()}
+    rest = [p for p in params if id(p) not in shape_ids]
+    shape = [p for p in params if id(p) in shape_ids]
+    grads_rest = torch.autograd.grad(vlb, rest, retain_graph=True, allow_unused=True)
+    grads_shape = torch.autograd.grad(terms.diffusion.pow(2).mean(), shape, allow_unused=True)
+    by_id = {id(p): g for p, g in zip([*rest, *shape], [*grads_rest, *grads_shape], strict=True)}
+    return [by_id[id(p)] for p in params]
+
+
 def vdm_step(
     model: nn.Module,
     gamma: MonotoneLogSNR,
@@ -139,23 +158,35 @@ def vdm_step(
     *,
     generator: torch.Generator | None = None,
 ) -> float:
-    """One joint update; returns the VLB in nats per dimension.
-
-    The network and the endpoints γ_0, γ_1 descend the VLB. In continuous time the VLB does not depend on
-    the shape of γ between its endpoints (VDM, "invariance to the noise schedule"), so the shape descends
-    the estimator's second moment E[L_diff²], i.e. its variance, as VDM does for its learned schedule.
-    """
+    """One joint update of the network and γ (see `vdm_gradients`); returns the VLB in nats per dimension."""
     terms = vdm_terms(model, gamma, target, x, cond, generator=generator)
     vlb = terms.total.mean() / x[0].numel()
-    shape = gamma.shape_parameters()
-    rest = [p for p in [*model.parameters(), *gamma.parameters()] if all(p is not q for q in shape)]
-    grads = torch.autograd.grad(vlb, rest, retain_graph=True, allow_unused=True)
-    grads_shape = torch.autograd.grad(terms.diffusion.pow(2).mean(), shape, allow_unused=True)
+    params = [*model.parameters(), *gamma.parameters()]
     optimizer.zero_grad(set_to_none=True)
-    for p, grad in zip([*rest, *shape], [*grads, *grads_shape], strict=True):
+    for p, grad in zip(params, vdm_gradients(terms, vlb, params, gamma), strict=True):
         p.grad = grad
     optimizer.step()
     return float(vlb.detach())
+
+
+class LearnedScheduleModel(nn.Module):
+    """A denoising network and its learned γ(t) in one module, so weights, the EMA and checkpoints carry both.
+
+    It is called like the network alone; `schedule(T)` discretizes the current γ for samplers and the VLB.
+    """
+
+    def __init__(self, net: nn.Module, gamma: MonotoneLogSNR | None = None) -> None:
+        super().__init__()
+        self.net = net
+        self.gamma = MonotoneLogSNR() if gamma is None else gamma
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """The network's output at (x, t ∈ [0, 1], cond)."""
+        return self.net(x, t, cond)
+
+    def schedule(self, num_steps: int) -> Schedule:
+        """The current γ as a `Schedule` of `num_steps` steps."""
+        return discretize(self.gamma, num_steps)
 
 
 @torch.no_grad()

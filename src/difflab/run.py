@@ -33,6 +33,7 @@ from difflab.config import TrainConfig, make_config
 from difflab.data.normalize import MinMaxScaler
 from difflab.denoiser import Denoiser, DenoiserFn, Guided, Unconditional
 from difflab.errors import UserError
+from difflab.learned_schedule import LearnedScheduleModel
 from difflab.models.mlp import MLP
 from difflab.schedule import Schedule, make_schedule
 
@@ -77,10 +78,13 @@ class DataInfo:
 
 
 def build_denoiser(cfg: TrainConfig, info: DataInfo) -> Denoiser:
-    """Network + schedule + parameterization for a config."""
-    schedule = make_schedule(cfg.schedule, cfg.timesteps)
+    """Network + schedule + parameterization for a config.
+
+    A learned schedule's γ lives in the model (`LearnedScheduleModel`); its schedule here is that of the
+    freshly initialized γ, and `refresh_schedule` must follow every change of the weights.
+    """
     num_classes = info.num_classes if cfg.conditional else 0
-    model = MLP(
+    net = MLP(
         info.dim,
         hidden=cfg.hidden,
         depth=cfg.depth,
@@ -89,7 +93,17 @@ def build_denoiser(cfg: TrainConfig, info: DataInfo) -> Denoiser:
         num_classes=num_classes,
         out_dim=info.dim * (2 if cfg.learned_variance else 1),
     )
-    return Denoiser(model, schedule, cfg.target, learned_variance=cfg.learned_variance, clip=cfg.clip)
+    if cfg.schedule == "learned":
+        model = LearnedScheduleModel(net)
+        return Denoiser(model, model.schedule(cfg.timesteps), cfg.target, clip=cfg.clip)
+    schedule = make_schedule(cfg.schedule, cfg.timesteps)
+    return Denoiser(net, schedule, cfg.target, learned_variance=cfg.learned_variance, clip=cfg.clip)
+
+
+def refresh_schedule(denoiser: Denoiser) -> None:
+    """Discretize a learned schedule from the current γ weights (after loading or training them); no-op otherwise."""
+    if isinstance(denoiser.model, LearnedScheduleModel):
+        denoiser.schedule = denoiser.model.schedule(len(denoiser.schedule))
 
 
 def write_run_config(run_dir: Path, cfg: TrainConfig, info: DataInfo) -> None:
@@ -236,5 +250,6 @@ def load_run(run_dir: Path, *, ema: bool = True) -> LoadedRun:
         denoiser.model.load_state_dict(weights)
     except RuntimeError as e:
         raise UserError(f"{run_dir}: weights do not match the config ({str(e).splitlines()[0]})") from None
+    refresh_schedule(denoiser)
     denoiser.eval()
     return LoadedRun(cfg, info, denoiser)

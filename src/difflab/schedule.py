@@ -14,8 +14,12 @@ from typing import Literal, get_args
 
 import torch
 
-ScheduleName = Literal["cosine", "linear", "sigmoid", "series"]
-SCHEDULE_NAMES: tuple[str, ...] = get_args(ScheduleName)
+FixedScheduleName = Literal["cosine", "linear", "sigmoid", "series"]
+#: The schedules `make_schedule` builds from their definition alone.
+SCHEDULE_NAMES: tuple[str, ...] = get_args(FixedScheduleName)
+#: What `--schedule` accepts: also "learned", a trained γ(t) network that is discretized once its weights are
+#: loaded (`difflab.learned_schedule`), so it has no closed form here.
+ScheduleName = Literal[FixedScheduleName, "learned"]
 
 #: ᾱ_{T-1} above this leaves visible signal at the start of sampling from N(0, I).
 TERMINAL_ALPHA_BAR_WARN = 1e-2
@@ -182,6 +186,8 @@ def make_schedule(name: str, num_steps: int) -> Schedule:
       T = 200 it ends at ᾱ ≈ 0.13, so sampling from N(0, I) starts from the wrong place; kept only
       to reproduce the series.
     """
+    if name == "learned":
+        raise ValueError("the learned schedule comes from trained weights: use LearnedScheduleModel.schedule(T)")
     if name not in SCHEDULE_NAMES:
         raise ValueError(f"unknown schedule {name!r}; choose one of {', '.join(SCHEDULE_NAMES)}")
     if num_steps < 2:

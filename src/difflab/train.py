@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +35,7 @@ from difflab.data.toy import PointData
 from difflab.denoiser import Denoiser
 from difflab.distributed import World
 from difflab.errors import UserError
+from difflab.learned_schedule import LearnedScheduleModel, vdm_gradients, vdm_terms
 from difflab.objectives import HYBRID_VLB_WEIGHT, Objective
 from difflab.run import (
     METRICS,
@@ -42,6 +43,7 @@ from difflab.run import (
     DataInfo,
     build_denoiser,
     read_checkpoint,
+    refresh_schedule,
     write_checkpoint,
     write_run_config,
 )
@@ -132,7 +134,9 @@ def prepare_labels(labels_in: np.ndarray | None, cfg: TrainConfig, null_label: i
 class Trainer:
     """Trains a denoiser on a normalized TrainingSet (points or images) and writes a run directory.
 
-    `cfg.batch_size` is the global batch; each of the `world.size` processes draws its share.
+    `cfg.batch_size` is the global batch; each of the `world.size` processes draws its share. With a learned
+    schedule the network and γ train jointly on the continuous-time VDM bound (`local_vdm_loss`), and
+    `self.denoiser.schedule` is re-discretized from γ after restoring and after `fit`.
     """
 
     def __init__(
@@ -158,6 +162,8 @@ class Trainer:
             torch.manual_seed(cfg.seed)
             self.denoiser: Denoiser = build_denoiser(cfg, self.info).to(self.device)
         self.model = self.denoiser.model
+        self.learned_schedule = isinstance(self.model, LearnedScheduleModel)
+        self.clip_groups = self._clip_groups()
         self.labels = prepare_labels(data.labels, cfg, self.info.num_classes)
         if self.labels is not None:
             self.labels = self.labels.to(self.device)
@@ -175,10 +181,26 @@ class Trainer:
         self.stop_signal: int | None = None
         self.train_denoiser = self._training_view()
 
+    def _clip_groups(self) -> list[list[torch.nn.Parameter]]:
+        """Parameters whose gradient norm is clipped together: all, or γ's shape apart from the rest.
+
+        γ's shape follows the second moment of the loss estimate, another objective on another scale, so a
+        joint norm would let it shrink the network's step.
+        """
+        if not self.learned_schedule:
+            return [list(self.model.parameters())]
+        shape_ids = {id(p) for p in self.model.gamma.shape_parameters()}
+        params = list(self.model.parameters())
+        return [[p for p in params if id(p) not in shape_ids], [p for p in params if id(p) in shape_ids]]
+
     def _training_view(self) -> Denoiser:
-        """The denoiser the loss goes through: same parameters, wrapped in DDP and/or torch.compile."""
+        """The denoiser the loss goes through: same parameters, wrapped in DDP and/or torch.compile.
+
+        Not in DDP for a learned schedule: its two gradient calls bypass DDP's backward hooks, so
+        `local_vdm_loss` averages the gradients itself.
+        """
         net: torch.nn.Module = self.model
-        if self.world.distributed:
+        if self.world.distributed and not self.learned_schedule:
             ids = [self.device.index] if self.device.type == "cuda" else None
             net = DistributedDataParallel(net, device_ids=ids)
         if self.cfg.compile:
@@ -287,6 +309,7 @@ class Trainer:
                 f"{self.run_dir}: checkpoint does not match this config ({str(e).splitlines()[0]})"
             ) from None
         self.step = self.saved_step = ckpt.step
+        refresh_schedule(self.denoiser)
 
     # --- the loop ---
     def batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -304,23 +327,61 @@ class Trainer:
         with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=bool(self.amp_dtype)):
             return self.objective(self.train_denoiser, x0, cond, generator=self.generator)
 
+    def local_vdm_loss(self) -> tuple[torch.Tensor, Callable[[], None]]:
+        """This process's VDM bound (nats/dim) on its share of the batch, and a function that sets the gradients.
+
+        The gradients come from two gradient calls (`vdm_gradients`) and are averaged over processes with one
+        all-reduce, as DDP does for the other path. Only the network runs under autocast: γ and its
+        derivative stay in float32.
+        """
+        x0, cond = self.batch()
+        net = self.train_denoiser.model
+        amp = self.amp_dtype
+
+        def network(z: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+            with torch.autocast(self.device.type, dtype=amp or torch.float32, enabled=bool(amp)):
+                return net(z, t, c).float()
+
+        gamma = self.model.gamma
+        terms = vdm_terms(network, gamma, self.cfg.target, x0, cond, generator=self.generator)
+        vlb = terms.total.mean() / x0[0].numel()
+
+        def set_gradients() -> None:
+            params = list(self.model.parameters())
+            grads = vdm_gradients(terms, vlb, params, gamma)
+            found = [(p, g) for p, g in zip(params, grads, strict=True) if g is not None]
+            flat = self.world.all_reduce_sum(torch.cat([g.flatten() for _, g in found])) / self.world.size
+            if not bool(torch.isfinite(flat).all()):
+                self._diverged("a gradient", "not finite")
+            for (p, g), mean in zip(found, flat.split([g.numel() for _, g in found]), strict=True):
+                p.grad = mean.view_as(g)
+
+        return vlb, set_gradients
+
+    def _diverged(self, what: str, value: object) -> None:
+        kept = "no checkpoint yet" if self.saved_step is None else f"step {self.saved_step}"
+        raise TrainingDiverged(
+            f"{what} became {value} at step {self.step + 1}; "
+            f"the last good checkpoint ({kept}) is untouched in {self.run_dir}"
+        )
+
     def train_step(self) -> tuple[float, bool]:
         """One optimizer step; returns the loss averaged over processes and whether any process was signalled.
 
         Both travel in one all-reduce before the backward pass, so every process stops (or raises) together.
         """
-        loss = self.local_loss()
+        if self.learned_schedule:
+            loss, set_gradients = self.local_vdm_loss()
+        else:
+            loss = self.local_loss()
+            set_gradients = loss.backward  # under DDP this also averages the gradients over processes
         flag = 0.0 if self.stop_signal is None else 1.0
         shared = self.world.all_reduce_sum(torch.stack([loss.detach().float(), loss.new_tensor(flag).float()]))
         mean_loss, stop = shared[0].item() / self.world.size, shared[1].item() > 0
         if not math.isfinite(mean_loss):
-            kept = "no checkpoint yet" if self.saved_step is None else f"step {self.saved_step}"
-            raise TrainingDiverged(
-                f"loss became {mean_loss} at step {self.step + 1}; "
-                f"the last good checkpoint ({kept}) is untouched in {self.run_dir}"
-            )
+            self._diverged("loss", mean_loss)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()  # under DDP this also averages the gradients over processes
+        set_gradients()
         self.update()
         return mean_loss, stop
 
@@ -329,7 +390,8 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr_at(self.step, self.cfg)
         if self.cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+            for group in self.clip_groups:
+                torch.nn.utils.clip_grad_norm_(group, self.cfg.grad_clip)
         self.optimizer.step()
         ema_update(self.ema, self.model, self.cfg.ema_decay, self.step)
         self.step += 1
@@ -384,5 +446,6 @@ class Trainer:
                     bar.close()
                     raise Interrupted(self.stop_signal or signal.SIGTERM, self.step, self.run_dir)
         bar.close()
+        refresh_schedule(self.denoiser)
         last = self.metrics[-1]["loss"] if self.metrics else float("nan")
         return TrainResult(self.step, last, time.perf_counter() - start_time)
