@@ -35,9 +35,13 @@ METRICS = "metrics.jsonl"
 
 @dataclass
 class DataInfo:
-    """Facts about the training data a run needs to rebuild its model and outputs."""
+    """Facts about the training data a run needs to rebuild its model and outputs.
 
-    dim: int
+    `shape` is one item's shape: (D,) for points, (C, H, W) for images. `scaler` maps data units
+    to the [-1, 1] range the model sees (per column for points, one range for pixels).
+    """
+
+    shape: tuple[int, ...]
     scaler: MinMaxScaler
     class_names: list[str] | None
 
@@ -45,12 +49,17 @@ class DataInfo:
     def num_classes(self) -> int:
         return len(self.class_names) if self.class_names else 0
 
+    @property
+    def dim(self) -> int:
+        """Number of values per item."""
+        return int(np.prod(self.shape))
+
     def to_dict(self) -> dict[str, Any]:
-        return {"dim": self.dim, "scaler": self.scaler.to_dict(), "class_names": self.class_names}
+        return {"shape": list(self.shape), "scaler": self.scaler.to_dict(), "class_names": self.class_names}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DataInfo:
-        return cls(int(d["dim"]), MinMaxScaler.from_dict(d["scaler"]), d.get("class_names"))
+        return cls(tuple(int(k) for k in d["shape"]), MinMaxScaler.from_dict(d["scaler"]), d.get("class_names"))
 
 
 def build_denoiser(cfg: TrainConfig, info: DataInfo) -> Denoiser:

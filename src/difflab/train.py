@@ -60,13 +60,29 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float, step:
         e.lerp_(p, 1.0 - d)
 
 
-def prepare_labels(data: PointData, cfg: TrainConfig, null_label: int) -> torch.Tensor | None:
-    """Labels for conditional training; with `labelled` = k only k random points keep theirs."""
+@dataclass
+class TrainingSet:
+    """Normalized training items (N, *shape) in [-1, 1], their labels (or None), and the data facts."""
+
+    x: torch.Tensor
+    labels: np.ndarray | None
+    info: DataInfo
+
+
+def point_training_set(data: PointData, cfg: TrainConfig) -> TrainingSet:
+    """Fit the per-column [-1, 1] normalization to point data."""
+    scaler = MinMaxScaler.fit(data.x)
+    info = DataInfo((data.x.shape[1],), scaler, data.class_names if cfg.conditional else None)
+    return TrainingSet(torch.as_tensor(scaler.transform(data.x), dtype=torch.float32), data.labels, info)
+
+
+def prepare_labels(labels_in: np.ndarray | None, cfg: TrainConfig, null_label: int) -> torch.Tensor | None:
+    """Labels for conditional training; with `labelled` = k only k random items keep theirs."""
     if not cfg.conditional:
         return None
-    if data.labels is None:
+    if labels_in is None:
         raise UserError(f"{cfg.data}: --conditional needs labels, and this data has none")
-    labels = torch.as_tensor(data.labels, dtype=torch.int64).clone()
+    labels = torch.as_tensor(labels_in, dtype=torch.int64).clone()
     if 0 <= cfg.labelled < len(labels):
         keep = np.random.default_rng(cfg.seed + 1).permutation(len(labels))[: cfg.labelled]
         mask = torch.ones(len(labels), dtype=torch.bool)
@@ -76,17 +92,16 @@ def prepare_labels(data: PointData, cfg: TrainConfig, null_label: int) -> torch.
 
 
 class Trainer:
-    """Trains a denoiser on normalized point data and writes a run directory."""
+    """Trains a denoiser on a normalized TrainingSet (points or images) and writes a run directory."""
 
-    def __init__(self, cfg: TrainConfig, data: PointData, run_dir: Path, *, device: str = "cpu") -> None:
+    def __init__(self, cfg: TrainConfig, data: TrainingSet, run_dir: Path, *, device: str = "cpu") -> None:
         self.cfg = cfg
         self.run_dir = run_dir
         self.device = torch.device(device)
-        scaler = MinMaxScaler.fit(data.x)
-        self.info = DataInfo(data.x.shape[1], scaler, data.class_names if cfg.conditional else None)
-        self.x = torch.as_tensor(scaler.transform(data.x), dtype=torch.float32, device=self.device)
+        self.info = data.info
+        self.x = data.x.to(self.device)
         self.denoiser: Denoiser = build_denoiser(cfg, self.info).to(self.device)
-        self.labels = prepare_labels(data, cfg, self.info.num_classes)
+        self.labels = prepare_labels(data.labels, cfg, self.info.num_classes)
         if self.labels is not None:
             self.labels = self.labels.to(self.device)
         self.ema = copy.deepcopy(self.denoiser.model).requires_grad_(False)

@@ -1,0 +1,388 @@
+"""`difflab train | sample | evaluate | plot | animate | datasets`.
+
+Every user mistake (bad option, bad file, corrupt run) ends in one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+import warnings
+from collections.abc import Sequence
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, NoReturn, get_args, get_origin, get_type_hints
+
+import numpy as np
+import torch
+
+from difflab.checkpoint import atomic_write_bytes
+from difflab.config import TrainConfig, make_config, read_config_file
+from difflab.data.source import is_builtin, load_points
+from difflab.data.toy import DATASETS
+from difflab.errors import UserError
+from difflab.generate import generate
+from difflab.metrics import quality
+from difflab.run import LoadedRun, load_run, read_run_config
+from difflab.samplers import VARIANCE_KINDS, sample_ddim, sample_ddpm
+from difflab.schedule import spaced_timesteps
+from difflab.train import Trainer, point_training_set
+
+EXIT_USER_ERROR = 2
+
+SAMPLERS = {"ddpm": sample_ddpm, "ddim": sample_ddim}
+
+GUIDANCE_HELP = (
+    "classifier-free guidance weight w in ε̃ = ε(x,∅) + w·(ε(x,c) − ε(x,∅)): "
+    "0 = unconditional, 1 = plain conditional, >1 = stronger (default 3)"
+)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see --help)\n")
+
+
+# --- train ---
+
+
+def _add_config_options(p: argparse.ArgumentParser) -> None:
+    """One --option per TrainConfig field; values are validated by make_config, in one place."""
+    hints = get_type_hints(TrainConfig)
+    defaults = TrainConfig()
+    for f in fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        kind = hints[f.name]
+        default = getattr(defaults, f.name)
+        if kind is bool:
+            p.add_argument(
+                flag,
+                dest=f.name,
+                action=argparse.BooleanOptionalAction,
+                default=argparse.SUPPRESS,
+                help=f"(default {default})",
+            )
+            continue
+        choices = f" {{{','.join(get_args(kind))}}}" if get_origin(kind) is not None else ""
+        p.add_argument(
+            flag,
+            dest=f.name,
+            default=argparse.SUPPRESS,
+            metavar=f.name.upper(),
+            help=f"{choices.strip()} (default {default})".strip(),
+        )
+
+
+def resolve_train_config(args: argparse.Namespace) -> TrainConfig:
+    """Defaults < config file < command line."""
+    names = {f.name for f in fields(TrainConfig)}
+    given = {k: v for k, v in vars(args).items() if k in names}
+    file_values = read_config_file(Path(args.config)) if args.config else {}
+    return make_config({**file_values, **given})
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    if args.resume:
+        run_dir = Path(args.resume)
+        cfg, _ = read_run_config(run_dir)
+        names = {f.name for f in fields(TrainConfig)}
+        changed = {k: v for k, v in vars(args).items() if k in names}
+        if set(changed) - {"steps", "checkpoint_every", "log_every"}:
+            bad = ", ".join(sorted(set(changed) - {"steps", "checkpoint_every", "log_every"}))
+            raise UserError(f"--resume continues a run as configured; only --steps can change (got {bad})")
+        cfg = make_config(changed, base=cfg)
+    else:
+        if not args.out:
+            raise UserError("train needs --out RUN_DIR (or --resume RUN_DIR)")
+        run_dir = Path(args.out)
+        cfg = resolve_train_config(args)
+        if (run_dir / "state.pt").exists():
+            raise UserError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
+    data = load_points(cfg.data, cfg.n_data, cfg.seed)
+    trainer = Trainer(cfg, point_training_set(data, cfg), run_dir)
+    if args.resume:
+        trainer.restore()
+    start_step = trainer.step
+    result = trainer.fit()
+    rate = (result.steps - start_step) / max(result.seconds, 1e-9)
+    print(
+        f"trained {cfg.data} to step {result.steps} in {result.seconds:.1f}s ({rate:.0f} steps/s); "
+        f"final loss {result.final_loss:.4f}; run saved in {run_dir}"
+    )
+
+
+# --- sampling helpers shared by sample / evaluate / plot / animate ---
+
+
+def parse_class(run: LoadedRun, label: str | None) -> int | None:
+    """A class given by name or index → index; a clear error lists the valid classes."""
+    if label is None:
+        return None
+    names = run.info.class_names or []
+    if not run.cfg.conditional:
+        raise UserError("this run was trained without classes (train with --conditional); drop --class")
+    if label in names:
+        return names.index(label)
+    if label.lstrip("-").isdigit() and 0 <= int(label) < len(names):
+        return int(label)
+    raise UserError(f"unknown class {label!r}; this run knows: {', '.join(names)}")
+
+
+def draw(run: LoadedRun, args: argparse.Namespace, n: int, seed: int, callback: Any = None) -> torch.Tensor:
+    """Samples in model units with the sampler/steps/class options of `args`."""
+    schedule = run.schedule
+    if args.steps is not None:
+        schedule = schedule.respace(spaced_timesteps(len(schedule), args.steps))
+    cls = parse_class(run, getattr(args, "cls", None))
+    labels = None if cls is None else torch.full((n,), cls, dtype=torch.int64)
+    options: dict[str, Any] = {}
+    if args.sampler == "ddpm":
+        options["variance"] = args.variance or run.cfg.sample_variance
+    elif args.sampler == "ddim":
+        options["eta"] = args.eta
+
+    def bind(part: slice) -> Any:
+        return run.bound(None if labels is None else labels[part], args.guidance)
+
+    return generate(
+        bind,
+        SAMPLERS[args.sampler],
+        schedule,
+        n,
+        run.info.shape,
+        seed=seed,
+        chunk_size=args.chunk_size,
+        callback=callback,
+        **options,
+    )
+
+
+def _add_sampling_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sampler", choices=sorted(SAMPLERS), default="ddpm", help="sampling algorithm (default ddpm)")
+    p.add_argument("--steps", type=int, default=None, help="respace to this many steps (trailing; default: all)")
+    p.add_argument("--eta", type=float, default=0.0, help="DDIM η: 0 deterministic, 1 ancestral-like")
+    p.add_argument(
+        "--variance",
+        choices=VARIANCE_KINDS,
+        default=None,
+        help="DDPM reverse variance: small (β̃), large (β), learned (default: the run's)",
+    )
+    p.add_argument("--class", dest="cls", default=None, help="class name or index to generate")
+    p.add_argument("--guidance", type=float, default=3.0, help=GUIDANCE_HELP)
+    p.add_argument("--chunk-size", type=int, default=10_000, help="samples per batch (bounds memory)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+
+
+def _check_sampling_args(args: argparse.Namespace, schedule_len: int) -> None:
+    if args.steps is not None and not 1 <= args.steps <= schedule_len:
+        raise UserError(f"--steps must be between 1 and {schedule_len}, got {args.steps}")
+    if args.chunk_size < 1:
+        raise UserError("--chunk-size must be at least 1")
+
+
+def load_sampling_run(args: argparse.Namespace) -> LoadedRun:
+    run = load_run(Path(args.run))
+    _check_sampling_args(args, len(run.schedule))
+    return run
+
+
+def cmd_sample(args: argparse.Namespace) -> None:
+    out = Path(args.out)
+    if out.suffix not in (".npy", ".csv"):
+        raise UserError(f"{out}: output must end in .npy or .csv")
+    if args.n < 1:
+        raise UserError("--n must be at least 1")
+    run = load_sampling_run(args)
+    samples = run.to_data_units(draw(run, args, args.n, args.seed))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    if out.suffix == ".npy":
+        np.save(buf, samples)
+    else:
+        header = ",".join(f"x{k}" for k in range(samples.shape[1]))
+        np.savetxt(buf, samples, delimiter=",", header=header, comments="", fmt="%.6g")
+    atomic_write_bytes(out, buf.getvalue())
+    print(f"wrote {args.n} samples of dimension {samples.shape[1]} to {out}")
+
+
+# --- evaluate ---
+
+
+def reference_data(run: LoadedRun, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two independent draws of the truth: fresh i.i.d. draws for built-in sets, two halves of a user file."""
+    spec = run.cfg.data
+    if is_builtin(spec):
+        return load_points(spec, n, seed + 1_000_003).x, load_points(spec, n, seed + 2_000_003).x
+    x = load_points(spec, 0, 0).x
+    order = np.random.default_rng(seed).permutation(len(x))
+    half = min(n, len(x) // 2)
+    return x[order[:half]], x[order[half : 2 * half]]
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    if args.n < 2:
+        raise UserError("--n must be at least 2")
+    run = load_sampling_run(args)
+    truth, truth2 = reference_data(run, args.n, args.seed)
+    samples = run.to_data_units(draw(run, args, len(truth), args.seed))
+    report = quality(torch.as_tensor(samples), torch.as_tensor(truth), torch.as_tensor(truth2))
+    print(
+        f"energy distance {report.distance:.5f}  floor {report.floor:.5f}  ratio {report.ratio:.2f}  "
+        f"(n={len(truth)}, standardized, sampler {args.sampler}, steps {args.steps or len(run.schedule)})"
+    )
+
+
+# --- plot / animate ---
+
+
+def record_trajectory(
+    run: LoadedRun, args: argparse.Namespace, n: int, keep: int
+) -> tuple[np.ndarray, list[tuple[int, np.ndarray]]]:
+    """Samples plus `keep` evenly spaced intermediate states (model timestep, x in data units)."""
+    states: list[tuple[int, np.ndarray]] = []
+    total = args.steps or len(run.schedule)
+    wanted = set(np.linspace(0, total - 1, keep).round().astype(int).tolist())
+
+    def callback(step: dict[str, Any]) -> None:
+        if step["i"] in wanted:
+            states.append((step["t"], run.to_data_units(step["x"])))
+
+    final = run.to_data_units(draw(run, args, n, args.seed, callback=callback))
+    return final, states
+
+
+def cmd_plot(args: argparse.Namespace) -> None:
+    from difflab import plots
+    from difflab.process import q_sample
+
+    run = load_sampling_run(args)
+    out = Path(args.out) if args.out else Path(args.run) / "plots"
+    out.mkdir(parents=True, exist_ok=True)
+    truth, _ = reference_data(run, args.n, args.seed)
+    final, states = record_trajectory(run, args, args.n, keep=6)
+    plots.plot_comparison(truth, final, out / "samples.png")
+    plots.plot_snapshots([(f"t={t}", x) for t, x in states] + [("generated", final)], out / "reverse.png")
+    x0 = torch.as_tensor(run.info.scaler.transform(truth), dtype=torch.float32)
+    gen = torch.Generator().manual_seed(args.seed)
+    forward = []
+    for t in np.linspace(0, len(run.schedule) - 1, 6).round().astype(int):
+        i = torch.full((len(x0),), int(t), dtype=torch.int64)
+        xt = q_sample(run.schedule, x0, i, torch.randn(x0.shape, generator=gen))
+        forward.append((f"t={t}", run.to_data_units(xt)))
+    plots.plot_snapshots([("data", truth), *forward], out / "forward.png")
+    plots.plot_schedule(run.schedule, out / "schedule.png", f"{run.cfg.schedule}, T={run.cfg.timesteps}")
+    metrics = Path(args.run) / "metrics.jsonl"
+    if metrics.exists():
+        rows = [json.loads(line) for line in metrics.read_text().splitlines() if line]
+        if rows:
+            plots.plot_loss([r["step"] for r in rows], [r["loss"] for r in rows], out / "loss.png")
+    print(f"wrote samples.png, reverse.png, forward.png, schedule.png, loss.png to {out}")
+
+
+def cmd_animate(args: argparse.Namespace) -> None:
+    from difflab import plots
+
+    run = load_sampling_run(args)
+    out = Path(args.out) if args.out else Path(args.run) / "plots" / "denoising.gif"
+    final, states = record_trajectory(run, args, args.n, keep=args.frames)
+    everything = np.concatenate([final] + [x for _, x in states[-len(states) // 2 :]])
+    lo, hi = np.percentile(everything, [0.5, 99.5], axis=0)
+    pad = 0.1 * (hi - lo)
+    dims = [0, 1] if final.shape[1] > 1 else [0, 0]
+    limits = np.stack([lo[dims] - pad[dims], hi[dims] + pad[dims]], axis=1)
+    frames = [(f"t = {t}", x) for t, x in states] + [("x0 (generated)", final)]
+    plots.write_gif(frames, out, limits=limits)
+    print(f"wrote {len(frames)}-frame animation to {out}")
+
+
+def cmd_datasets(args: argparse.Namespace) -> None:
+    if args.export:
+        name, out = args.export
+        if name not in DATASETS:
+            raise UserError(f"unknown dataset {name!r}; built-in: {', '.join(DATASETS)}")
+        data = load_points(name, args.n, args.seed)
+        header = ",".join(f"x{k}" for k in range(data.x.shape[1]))
+        cols = data.x
+        if data.labels is not None:
+            header += ",label"
+            cols = np.concatenate([data.x, data.labels[:, None]], axis=1)
+        np.savetxt(out, cols, delimiter=",", header=header, comments="", fmt="%.6g")
+        print(f"wrote {args.n} points of {name} to {out}")
+        return
+    width = max(map(len, DATASETS))
+    for name, (_, description) in DATASETS.items():
+        print(f"{name:<{width}}  {description}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="difflab", description="Denoising diffusion models for point data and small images.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    p = sub.add_parser("train", help="train a model and write a run directory")
+    p.add_argument("--out", help="run directory to create")
+    p.add_argument("--config", help="TOML/YAML/JSON file of options (command line wins)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
+    _add_config_options(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("sample", help="draw samples from a trained run, in data units")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--n", type=int, default=10_000, help="number of samples (default 10000)")
+    p.add_argument("--out", required=True, help="output file, .npy or .csv")
+    _add_sampling_options(p)
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("evaluate", help="energy distance of fresh samples to fresh data, with its floor")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--n", type=int, default=5000, help="points per set (default 5000)")
+    _add_sampling_options(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("plot", help="figures: data vs samples, reverse and forward process, schedule, loss")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--out", help="folder for the PNGs (default RUN/plots)")
+    p.add_argument("--n", type=int, default=3000, help="points per panel (default 3000)")
+    _add_sampling_options(p)
+    p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("animate", help="GIF of the denoising process")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--out", help="GIF path (default RUN/plots/denoising.gif)")
+    p.add_argument("--n", type=int, default=2000, help="points (default 2000)")
+    p.add_argument("--frames", type=int, default=40, help="frames before the final one (default 40)")
+    _add_sampling_options(p)
+    p.set_defaults(func=cmd_animate)
+
+    p = sub.add_parser("datasets", help="list built-in datasets, or export one to CSV")
+    p.add_argument("--export", nargs=2, metavar=("NAME", "OUT_CSV"), help="write NAME's points to a CSV")
+    p.add_argument("--n", type=int, default=10_000, help="points to export (default 10000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_datasets)
+    return parser
+
+
+def _one_line_warning(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
+    print(f"difflab: warning: {message}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: run a command; a UserError becomes one line on stderr and exit code 2."""
+    warnings.showwarning = _one_line_warning
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except UserError as e:
+        print(f"difflab {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print(f"difflab {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

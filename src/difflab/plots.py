@@ -1,0 +1,131 @@
+"""Figures for point data (matplotlib, headless): comparisons, process snapshots, curves, GIFs."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+from PIL import Image
+
+from difflab.checkpoint import atomic_write_bytes
+from difflab.schedule import Schedule
+
+POINT_SIZE = 2.0
+
+
+def save_figure(fig: Figure, path: Path, **kwargs: object) -> None:
+    """Render a figure to bytes and write it atomically (so a crash never leaves half a PNG)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format=path.suffix.lstrip(".") or "png", dpi=110, bbox_inches="tight", **kwargs)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _pairs(dim: int) -> list[tuple[int, int]]:
+    """Column pairs to show: (0, 1) for 2-D, consecutive pairs (0,1), (2,3), ... for more."""
+    if dim == 1:
+        return [(0, 0)]
+    return [(k, k + 1) for k in range(0, dim - 1, 2)] + ([(dim - 2, dim - 1)] if dim % 2 else [])
+
+
+def _scatter(ax: plt.Axes, x: np.ndarray, pair: tuple[int, int], labels: np.ndarray | None, title: str) -> None:
+    i, j = pair
+    if i == j:
+        ax.hist(x[:, i], bins=80, color="tab:blue", alpha=0.8)
+    else:
+        style = {"c": labels, "cmap": "tab10"} if labels is not None else {"c": "tab:blue"}
+        ax.scatter(x[:, i], x[:, j], s=POINT_SIZE, alpha=0.6, linewidths=0, **style)
+        ax.set_xlabel(f"x{i}")
+        ax.set_ylabel(f"x{j}")
+    ax.set_title(title)
+
+
+def plot_comparison(
+    data: np.ndarray,
+    samples: np.ndarray,
+    path: Path,
+    *,
+    data_labels: np.ndarray | None = None,
+    sample_labels: np.ndarray | None = None,
+) -> None:
+    """Data vs generated side by side, in data units; one row of panels per column pair when D > 2."""
+    pairs = _pairs(data.shape[1])
+    fig, axes = plt.subplots(len(pairs), 2, figsize=(9, 4.2 * len(pairs)), squeeze=False)
+    for row, pair in enumerate(pairs):
+        _scatter(axes[row, 0], data, pair, data_labels, "data")
+        _scatter(axes[row, 1], samples, pair, sample_labels, "generated")
+        lims = [axes[row, 0].get_xlim(), axes[row, 0].get_ylim()]
+        axes[row, 1].set_xlim(lims[0])
+        axes[row, 1].set_ylim(lims[1])
+    save_figure(fig, path)
+
+
+def plot_snapshots(snapshots: Sequence[tuple[str, np.ndarray]], path: Path) -> None:
+    """A strip of scatter plots (first two columns), one per labelled state."""
+    fig, axes = plt.subplots(1, len(snapshots), figsize=(2.6 * len(snapshots), 2.8), squeeze=False)
+    for ax, (title, x) in zip(axes[0], snapshots, strict=True):
+        _scatter(ax, x, _pairs(x.shape[1])[0], None, title)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_xlabel("")
+        ax.set_ylabel("")
+    save_figure(fig, path)
+
+
+def plot_loss(steps: Sequence[int], losses: Sequence[float], path: Path) -> None:
+    """Training loss against step (log scale)."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(steps, losses)
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.grid(alpha=0.3)
+    save_figure(fig, path)
+
+
+def plot_schedule(schedule: Schedule, path: Path, name: str = "") -> None:
+    """ᾱ_t, log SNR_t and the posterior variance β̃_t against t."""
+    t = schedule.timesteps.numpy()
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
+    axes[0].plot(t, schedule.alphas_cumprod.numpy())
+    axes[0].set_title(f"ᾱ_t (ᾱ_T-1 = {schedule.terminal_alpha_bar:.3g})")
+    axes[1].plot(t, schedule.log_snr.numpy())
+    axes[1].set_title("log SNR_t")
+    axes[2].plot(t[1:], schedule.posterior_variance.numpy()[1:], label="β̃_t (small)")
+    axes[2].plot(t, schedule.betas.numpy(), label="β_t (large)", alpha=0.7)
+    axes[2].set_yscale("log")
+    axes[2].legend()
+    axes[2].set_title("reverse-step variance")
+    for ax in axes:
+        ax.set_xlabel("t")
+        ax.grid(alpha=0.3)
+    if name:
+        fig.suptitle(name)
+    save_figure(fig, path)
+
+
+def write_gif(
+    frames: Sequence[tuple[str, np.ndarray]], path: Path, *, limits: np.ndarray, ms_per_frame: int = 80
+) -> None:
+    """An animated GIF of point clouds (first two columns), fixed axes, last frame held longer."""
+    images = []
+    for title, x in frames:
+        fig, ax = plt.subplots(figsize=(4, 4))
+        ax.scatter(x[:, 0], x[:, 1 if x.shape[1] > 1 else 0], s=POINT_SIZE, alpha=0.6, linewidths=0)
+        ax.set_xlim(limits[0])
+        ax.set_ylim(limits[1])
+        ax.set_title(title)
+        fig.canvas.draw()
+        images.append(Image.fromarray(np.asarray(fig.canvas.buffer_rgba())[..., :3]))
+        plt.close(fig)
+    buf = io.BytesIO()
+    durations = [ms_per_frame] * (len(images) - 1) + [1500]
+    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=durations, loop=0)
+    atomic_write_bytes(path, buf.getvalue())
