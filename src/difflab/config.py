@@ -13,10 +13,13 @@ import yaml
 
 from difflab.errors import UserError
 from difflab.models.mlp import TimeEmbedding
+from difflab.models.unet import UNetSize
 from difflab.objectives import LossKind, Weighting
 from difflab.process import Target
 from difflab.samplers import VarianceKind
 from difflab.schedule import ScheduleName
+
+ModelName = Literal["mlp", "unet"]
 
 
 @dataclass
@@ -38,6 +41,8 @@ class TrainConfig:
     weighting: Weighting = "simple"
     loss: LossKind = "l2"
     min_snr_gamma: float = 5.0
+    model: ModelName = "mlp"
+    unet_size: UNetSize = "small"
     hidden: int = 128
     depth: int = 3
     time_embedding: TimeEmbedding = "scalar"
