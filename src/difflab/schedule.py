@@ -207,7 +207,8 @@ def spaced_timesteps(
         stride = num_train_steps / num_steps
         ts = torch.round(num_train_steps - 1 - torch.arange(num_steps) * stride).flip(0)
     elif spacing == "linspace":
-        ts = torch.linspace(0, num_train_steps - 1, num_steps).round()
+        start = 0 if num_steps > 1 else num_train_steps - 1  # one step must still be the noisiest
+        ts = torch.linspace(start, num_train_steps - 1, num_steps).round()
     else:
         raise ValueError(f"unknown spacing {spacing!r}; choose trailing or linspace")
     ts = ts.to(torch.int64)

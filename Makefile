@@ -1,0 +1,44 @@
+# difflab: `make demo` trains on moons and writes samples and plots; `make test` runs the test suite.
+# Both create .venv on first use and are fast when it is already set up.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip
+# torch is pinned in constraints.txt; its CPU build lies on local disk on our machines.
+INSTALL := $(PIP) install --quiet --disable-pip-version-check -c constraints.txt
+DEMO := runs/demo
+
+.PHONY: demo test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Stamp files record what was installed; they are redone when pyproject.toml or constraints.txt change.
+$(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
+	$(INSTALL) -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(INSTALL) -e '.[test]'
+	touch $@
+
+demo: $(VENV)/.installed
+	rm -rf $(DEMO)
+	$(BIN)/difflab train --data moons --out $(DEMO)
+	$(BIN)/difflab sample $(DEMO) --n 10000 --out $(DEMO)/samples.csv
+	$(BIN)/difflab evaluate $(DEMO)
+	$(BIN)/difflab plot $(DEMO)
+	$(BIN)/difflab animate $(DEMO)
+	@echo "demo done: samples in $(DEMO)/samples.csv, figures in $(DEMO)/plots/"
+
+test: $(VENV)/.installed-test
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python -m pytest -q
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache
