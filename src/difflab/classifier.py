@@ -81,11 +81,12 @@ def train_classifier(
     lr: float = 2e-3,
     seed: int = 0,
 ) -> TrainedClassifier:
-    """Adam with a cosine-decayed rate and ±2-pixel random shifts (so it judges shape, not position)."""
+    """Adam with a cosine-decayed rate and random shifts of ±H/14 pixels (so it judges shape, not position)."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     model = CharClassifier(train.shape[0], len(train.class_names))
     x, y = pixels(train.images), torch.as_tensor(train.labels)
+    reach = train.shape[1] // 14
     steps = epochs * ((len(x) + batch_size - 1) // batch_size)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
@@ -94,7 +95,7 @@ def train_classifier(
         order = torch.randperm(len(x), generator=gen)
         for start in range(0, len(x), batch_size):
             idx = order[start : start + batch_size]
-            shift = torch.randint(-2, 3, (2,), generator=gen).tolist()
+            shift = torch.randint(-reach, reach + 1, (2,), generator=gen).tolist()
             batch = torch.roll(x[idx], shifts=shift, dims=(2, 3))
             loss = F.cross_entropy(model(batch), y[idx])
             opt.zero_grad(set_to_none=True)

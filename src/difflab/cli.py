@@ -18,13 +18,17 @@ from typing import Any, NoReturn, get_args, get_origin, get_type_hints
 import numpy as np
 import torch
 
+from difflab import image_commands
 from difflab.checkpoint import atomic_write_bytes
 from difflab.config import TrainConfig, make_config, read_config_file
+from difflab.data.image_source import IMAGE_SETS, is_image_spec, load_image_set
 from difflab.data.source import is_builtin, load_points
 from difflab.data.toy import DATASETS
 from difflab.errors import UserError
 from difflab.generate import generate
+from difflab.image_run import image_training_set
 from difflab.metrics import quality
+from difflab.models.unet import param_count
 from difflab.run import LoadedRun, load_run, read_run_config
 from difflab.samplers import VARIANCE_KINDS, sample_ddim, sample_ddpm
 from difflab.schedule import spaced_timesteps
@@ -85,6 +89,15 @@ def resolve_train_config(args: argparse.Namespace) -> TrainConfig:
     return make_config({**file_values, **given})
 
 
+def resolve_device(name: str) -> str:
+    """`auto` → the GPU when torch sees one, else the CPU."""
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: torch sees no GPU here")
+    return name
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     if args.resume:
         run_dir = Path(args.resume)
@@ -102,8 +115,12 @@ def cmd_train(args: argparse.Namespace) -> None:
         cfg = resolve_train_config(args)
         if (run_dir / "state.pt").exists():
             raise UserError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
-    data = load_points(cfg.data, cfg.n_data, cfg.seed)
-    trainer = Trainer(cfg, point_training_set(data, cfg), run_dir)
+    if is_image_spec(cfg.data):
+        data = image_training_set(load_image_set(cfg.data, "train"), cfg)
+    else:
+        data = point_training_set(load_points(cfg.data, cfg.n_data, cfg.seed), cfg)
+    trainer = Trainer(cfg, data, run_dir, device=resolve_device(args.device))
+    print(f"{cfg.model} with {param_count(trainer.denoiser.model):,} parameters on {trainer.device}", flush=True)
     if args.resume:
         trainer.restore()
     start_step = trainer.step
@@ -162,8 +179,12 @@ def draw(run: LoadedRun, args: argparse.Namespace, n: int, seed: int, callback: 
 
 
 def _add_sampling_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--sampler", choices=sorted(SAMPLERS), default="ddpm", help="sampling algorithm (default ddpm)")
-    p.add_argument("--steps", type=int, default=None, help="respace to this many steps (trailing; default: all)")
+    p.add_argument(
+        "--sampler", choices=sorted(SAMPLERS), default=None, help="sampling algorithm (default ddpm; images: ddim)"
+    )
+    p.add_argument(
+        "--steps", type=int, default=None, help="respace to this many steps (trailing; default: all; images: 50)"
+    )
     p.add_argument("--eta", type=float, default=0.0, help="DDIM η: 0 deterministic, 1 ancestral-like")
     p.add_argument(
         "--variance",
@@ -187,16 +208,21 @@ def _check_sampling_args(args: argparse.Namespace, schedule_len: int) -> None:
 def load_sampling_run(args: argparse.Namespace) -> LoadedRun:
     run = load_run(Path(args.run))
     _check_sampling_args(args, len(run.schedule))
+    if args.sampler is None and not image_commands.is_image_run(run):
+        args.sampler = "ddpm"
     return run
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
     out = Path(args.out)
-    if out.suffix not in (".npy", ".csv"):
-        raise UserError(f"{out}: output must end in .npy or .csv")
     if args.n < 1:
         raise UserError("--n must be at least 1")
     run = load_sampling_run(args)
+    if image_commands.is_image_run(run):
+        print(image_commands.sample(run, args, parse_class(run, args.cls)))
+        return
+    if out.suffix not in (".npy", ".csv"):
+        raise UserError(f"{out}: output must end in .npy or .csv")
     samples = run.to_data_units(draw(run, args, args.n, args.seed))
     out.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
@@ -227,6 +253,11 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     if args.n < 2:
         raise UserError("--n must be at least 2")
     run = load_sampling_run(args)
+    if image_commands.is_image_run(run):
+        if args.per_class < 2:
+            raise UserError("--per-class must be at least 2")
+        print(image_commands.evaluate(run, args))
+        return
     truth, truth2 = reference_data(run, args.n, args.seed)
     samples = run.to_data_units(draw(run, args, len(truth), args.seed))
     report = quality(torch.as_tensor(samples), torch.as_tensor(truth), torch.as_tensor(truth2))
@@ -262,6 +293,9 @@ def cmd_plot(args: argparse.Namespace) -> None:
     run = load_sampling_run(args)
     out = Path(args.out) if args.out else Path(args.run) / "plots"
     out.mkdir(parents=True, exist_ok=True)
+    if image_commands.is_image_run(run):
+        print(image_commands.plot(run, args, out))
+        return
     truth, _ = reference_data(run, args.n, args.seed)
     final, states = record_trajectory(run, args, args.n, keep=6)
     plots.plot_comparison(truth, final, out / "samples.png")
@@ -288,6 +322,9 @@ def cmd_animate(args: argparse.Namespace) -> None:
 
     run = load_sampling_run(args)
     out = Path(args.out) if args.out else Path(args.run) / "plots" / "denoising.gif"
+    if image_commands.is_image_run(run):
+        print(image_commands.animate(run, args, out))
+        return
     final, states = record_trajectory(run, args, args.n, keep=args.frames)
     everything = np.concatenate([final] + [x for _, x in states[-len(states) // 2 :]])
     lo, hi = np.percentile(everything, [0.5, 99.5], axis=0)
@@ -297,6 +334,10 @@ def cmd_animate(args: argparse.Namespace) -> None:
     frames = [(f"t = {t}", x) for t, x in states] + [("x0 (generated)", final)]
     plots.write_gif(frames, out, limits=limits)
     print(f"wrote {len(frames)}-frame animation to {out}")
+
+
+def cmd_write(args: argparse.Namespace) -> None:
+    print(image_commands.write(load_sampling_run(args), args))
 
 
 def cmd_datasets(args: argparse.Namespace) -> None:
@@ -313,8 +354,10 @@ def cmd_datasets(args: argparse.Namespace) -> None:
         np.savetxt(out, cols, delimiter=",", header=header, comments="", fmt="%.6g")
         print(f"wrote {args.n} points of {name} to {out}")
         return
-    width = max(map(len, DATASETS))
+    width = max(map(len, [*DATASETS, *IMAGE_SETS]))
     for name, (_, description) in DATASETS.items():
+        print(f"{name:<{width}}  {description}")
+    for name, description in IMAGE_SETS.items():
         print(f"{name:<{width}}  {description}")
 
 
@@ -326,6 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="run directory to create")
     p.add_argument("--config", help="TOML/YAML/JSON file of options (command line wins)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: the GPU if there is one")
     _add_config_options(p)
     p.set_defaults(func=cmd_train)
 
@@ -336,9 +380,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sampling_options(p)
     p.set_defaults(func=cmd_sample)
 
-    p = sub.add_parser("evaluate", help="energy distance of fresh samples to fresh data, with its floor")
+    p = sub.add_parser(
+        "evaluate",
+        help="points: energy distance to fresh data with its floor; images: classifier accuracy and Fréchet distance",
+    )
     p.add_argument("run", help="run directory")
     p.add_argument("--n", type=int, default=5000, help="points per set (default 5000)")
+    p.add_argument("--per-class", type=int, default=50, help="images: samples per class (default 50)")
     _add_sampling_options(p)
     p.set_defaults(func=cmd_evaluate)
 
@@ -356,6 +404,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=int, default=40, help="frames before the final one (default 40)")
     _add_sampling_options(p)
     p.set_defaults(func=cmd_animate)
+
+    p = sub.add_parser("write", help="render text with a class-conditional character model")
+    p.add_argument("run", help="run directory of a conditional image run")
+    p.add_argument("text", help='the text, e.g. "HELLO 42"; spaces are blank cells')
+    p.add_argument("--out", required=True, help="output .png")
+    p.add_argument("--scale", type=int, default=3, help="pixel enlargement (default 3)")
+    _add_sampling_options(p)
+    p.set_defaults(func=cmd_write)
 
     p = sub.add_parser("datasets", help="list built-in datasets, or export one to CSV")
     p.add_argument("--export", nargs=2, metavar=("NAME", "OUT_CSV"), help="write NAME's points to a CSV")

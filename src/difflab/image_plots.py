@@ -72,8 +72,10 @@ def class_grids(run: LoadedRun, out_dir: Path, *, per_class: int = 64, **samplin
     return [*paths, everything]
 
 
-def record(run: LoadedRun, labels: torch.Tensor, columns: int, **sampling: Any) -> tuple[list[np.ndarray], np.ndarray]:
-    """x_t at `columns` evenly spaced sampler steps (uint8, noisiest first), and the final samples."""
+def record(
+    run: LoadedRun, labels: torch.Tensor | None, n: int, columns: int, **sampling: Any
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """x_t at `columns` evenly spaced sampler steps (uint8, noisiest first), and the final n samples."""
     steps = sampling.get("steps", 50)
     wanted = set(np.linspace(0, steps - 1, columns).round().astype(int).tolist())
     frames: list[np.ndarray] = []
@@ -82,21 +84,23 @@ def record(run: LoadedRun, labels: torch.Tensor, columns: int, **sampling: Any) 
         if state["i"] in wanted:
             frames.append(to_uint8(state["x"]))
 
-    final = to_uint8(sample_images(run, labels, callback=keep, chunk_size=len(labels), **sampling))
+    final = to_uint8(sample_images(run, labels, n=n, callback=keep, chunk_size=n, **sampling))
     return frames, final
 
 
-def trajectory(run: LoadedRun, labels: torch.Tensor, path: Path, *, columns: int = 10, **sampling: Any) -> None:
+def trajectory(
+    run: LoadedRun, labels: torch.Tensor | None, n: int, path: Path, *, columns: int = 10, **sampling: Any
+) -> None:
     """One row per sample, columns from pure noise to the final image."""
-    frames, final = record(run, labels, columns, **sampling)
+    frames, final = record(run, labels, n, columns, **sampling)
     stack = np.stack([*frames, final], axis=1)  # (N, columns+1, C, H, W)
     save_png(tile(stack.reshape(-1, *stack.shape[2:]), stack.shape[1]), path)
 
 
-def gif(run: LoadedRun, labels: torch.Tensor, path: Path, *, frames: int = 40, **sampling: Any) -> None:
-    """An animated GIF of a sample grid being denoised; the last frame is held for a second."""
-    states, final = record(run, labels, frames, **sampling)
-    cols = int(np.ceil(np.sqrt(len(labels))))
+def gif(run: LoadedRun, labels: torch.Tensor | None, n: int, path: Path, *, frames: int = 40, **sampling: Any) -> None:
+    """An animated GIF of a grid of n samples being denoised; the last frame is held for a second."""
+    states, final = record(run, labels, n, frames, **sampling)
+    cols = int(np.ceil(np.sqrt(n)))
     pictures = [to_pil(tile(x, cols), 3).convert("P") for x in [*states, final]]
     durations = [80] * len(states) + [1000]
     buf = io.BytesIO()
