@@ -40,7 +40,7 @@ def test_frechet_rejects_bad_shapes() -> None:
 
 def test_classifier_and_quality_on_real_digits() -> None:
     train, test = load_image_set("digits", "train"), load_image_set("digits", "test")
-    clf = train_classifier(train, test, epochs=6, batch_size=32, lr=3e-3, seed=0)
+    clf = train_classifier(train, test, epochs=4, batch_size=64, lr=3e-3, seed=0)
     assert clf.test_accuracy > 0.85  # 10 classes: chance is 0.1
     q = image_quality(clf, test.images, test.labels, train, test, seed=0)  # real images judged as "samples"
     assert q.conditional_accuracy == pytest.approx(clf.test_accuracy)

@@ -15,7 +15,7 @@ from difflab.cli import main
 from difflab.errors import UserError
 from difflab.run import load_run
 
-TINY = ["--model", "unet", "--conditional", "--steps", "24", "--batch-size", "16", "--timesteps", "50"]
+TINY = ["--model", "unet", "--conditional", "--steps", "24", "--batch-size", "8", "--timesteps", "50"]
 TINY += ["--lr", "2e-3", "--lr-warmup", "1", "--log-every", "4", "--target", "eps"]
 FAST = ["--steps", "3", "--seed", "1"]
 

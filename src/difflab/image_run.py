@@ -10,6 +10,7 @@ import torch
 from difflab.config import TrainConfig
 from difflab.data.images import ImageData
 from difflab.data.normalize import MinMaxScaler
+from difflab.denoiser import Denoiser
 from difflab.generate import generate
 from difflab.run import DataInfo, LoadedRun
 from difflab.samplers import Callback, sample_ddim, sample_ddpm
@@ -49,17 +50,25 @@ def sample_images(
 ) -> torch.Tensor:
     """Images (N, C, H, W) in model units for `labels` (None: `n` unconditional samples).
 
-    The sampler walks the trained schedule respaced to `steps` trailing steps.
+    The sampler walks the trained schedule respaced to `steps` trailing steps. Predicted x̂_0 is
+    always clipped to the pixel range [-1, 1] (Ho et al. 2020's clipped denoising): at the first,
+    near-zero-SNR steps an ε-network's x̂_0 = (x_t - √(1-ᾱ) ε̂)/√ᾱ divides tiny errors by √ᾱ ≈ 1e-4,
+    and without the clip they survive as salt-and-pepper noise (measured: 29% vs ≥95% conditional
+    accuracy on mnist5k).
     """
     count = len(labels) if labels is not None else n
     if count is None:
         raise ValueError("give labels or n")
     schedule = run.schedule.respace(spaced_timesteps(len(run.schedule), steps))
+    d = run.denoiser
+    clipped = LoadedRun(
+        run.cfg, run.info, Denoiser(d.model, d.schedule, d.target, learned_variance=d.learned_variance, clip=True)
+    )
 
     def bind(part: slice) -> Any:
-        return run.bound(None if labels is None else labels[part], guidance)
+        return clipped.bound(None if labels is None else labels[part], guidance)
 
-    device = next(run.denoiser.parameters()).device
+    device = next(d.parameters()).device
     return generate(
         bind,
         IMAGE_SAMPLERS[sampler],
