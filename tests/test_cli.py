@@ -46,13 +46,18 @@ def _error_line(capsys: pytest.CaptureFixture[str]) -> str:
 
 
 def test_run_directory_contents(run_dir: Path) -> None:
-    for name in ("config.json", "model.safetensors", "ema.safetensors", "state.pt", "metrics.jsonl"):
-        assert (run_dir / name).is_file(), name
+    checkpoint = run_dir / "checkpoints" / "step-000000300"
+    assert (run_dir / "checkpoints" / "latest").read_text().strip() == checkpoint.name
+    files = [run_dir / "config.json", run_dir / "metrics.jsonl"]
+    files += [checkpoint / name for name in ("model.safetensors", "ema.safetensors", "state.pt")]
+    for path in files:
+        assert path.is_file(), path
     cfg = json.loads((run_dir / "config.json").read_text())
     assert cfg["config"]["steps"] == 300 and cfg["data"]["shape"] == [2] and "difflab_version" in cfg
+    assert cfg["format_version"] == 1
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [100, 200, 300]
-    assert not list(run_dir.glob("*.tmp")), "no temporary files left behind"
+    assert not list(run_dir.rglob("*.tmp")), "no temporary files left behind"
 
 
 @pytest.mark.parametrize("suffix", [".npy", ".csv"])
@@ -159,7 +164,7 @@ def test_run_errors(run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
         (["sample", str(run_dir), "--out", str(tmp_path / "s.npy"), "--steps", "999"], "between 1 and 20"),
         (["sample", str(run_dir), "--out", str(tmp_path / "s.npy"), "--class", "upper"], "without classes"),
         (["train", "--data", "moons", "--out", str(run_dir)], "already holds a run"),
-        (["train", "--resume", str(run_dir), "--hidden", "8"], "only --steps"),
+        (["train", "--resume", str(run_dir), "--hidden", "8"], "can change (got hidden)"),
     ]:
         assert main(argv) == 2, argv
         assert message in _error_line(capsys)
@@ -170,7 +175,7 @@ def test_corrupt_weights_are_a_clear_error(run_dir: Path, tmp_path: Path, capsys
 
     copy = tmp_path / "c"
     shutil.copytree(run_dir, copy)
-    (copy / "ema.safetensors").write_bytes(b"garbage")
+    (copy / "checkpoints" / "step-000000300" / "ema.safetensors").write_bytes(b"garbage")
     assert main(["sample", str(copy), "--out", str(tmp_path / "s.npy")]) == 2
     assert "corrupt" in _error_line(capsys)
 

@@ -5,9 +5,16 @@ from __future__ import annotations
 import pytest
 import torch
 
+from difflab.denoiser import Denoiser
 from difflab.samplers import sample_ddim, sample_ddpm
-from difflab.schedule import make_schedule, spaced_timesteps
-from tests.gaussian import ExactGaussianDenoiser
+from difflab.schedule import Schedule, make_schedule, spaced_timesteps
+from difflab.testing import ExactNetwork, GaussianData
+
+
+def ExactGaussianDenoiser(mean: torch.Tensor, cov: torch.Tensor, schedule: Schedule) -> Denoiser:
+    """An x0-predicting denoiser that is exact for N(mean, cov) data."""
+    return Denoiser(ExactNetwork(GaussianData(mean, cov), schedule, "x0"), schedule, "x0")
+
 
 MEAN = torch.tensor([0.3, -0.2])
 COV = torch.tensor([[0.20, 0.08], [0.08, 0.10]])

@@ -2,7 +2,8 @@
 
 Every write goes to a temporary file in the same directory, is flushed and fsync'ed, then renamed
 over the target, so a crash or a full disk leaves either the old file or the new one, never a
-mix. Loading never unpickles arbitrary objects.
+mix. A training checkpoint (several files) is committed as a whole by `commit_checkpoint`.
+Loading never unpickles arbitrary objects.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import io
 import json
 import os
 import pickle
+import re
+import shutil
 import tempfile
 import zipfile
 from pathlib import Path
@@ -23,25 +26,39 @@ from safetensors.torch import save as st_save
 
 from difflab.errors import UserError
 
+LATEST = "latest"
+_STEP_DIR = re.compile(r"step-\d{9}")
+
+
+def _write_synced(path: Path, payload: bytes) -> None:
+    """Write and fsync one file (its content is on disk before anything points at it)."""
+    with open(path, "wb") as f:
+        f.write(payload)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename inside `path` durable."""
+    dir_fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
 
 def atomic_write_bytes(path: Path, payload: bytes) -> None:
     """Write bytes to `path` via temp file + fsync + rename (POSIX-atomic replace)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
+        _write_synced(Path(tmp), payload)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    _fsync_dir(path.parent)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -54,27 +71,46 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
+def weights_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> bytes:
+    """A flat dict of tensors (plus string metadata) as safetensors bytes: data only, no code."""
+    clean = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    return st_save(clean, metadata=metadata)
+
+
 def save_weights(path: Path, tensors: dict[str, torch.Tensor]) -> None:
     """Save a flat dict of tensors as safetensors, atomically."""
-    clean = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    atomic_write_bytes(path, st_save(clean))
+    atomic_write_bytes(path, weights_bytes(tensors))
+
+
+def load_weights_and_metadata(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Load safetensors weights and their string metadata; a missing or corrupt file is a UserError."""
+    if not path.is_file():
+        raise UserError(f"{path}: checkpoint weights not found")
+    try:
+        payload = path.read_bytes()
+        tensors = st_load(payload)
+        header_len = int.from_bytes(payload[:8], "little")
+        metadata = json.loads(payload[8 : 8 + header_len]).get("__metadata__") or {}
+    except (SafetensorError, ValueError, OSError) as e:
+        raise UserError(f"{path}: corrupt or foreign weights file ({str(e).splitlines()[0]})") from None
+    return tensors, metadata
 
 
 def load_weights(path: Path) -> dict[str, torch.Tensor]:
     """Load safetensors weights; a missing or corrupt file is a UserError."""
-    if not path.is_file():
-        raise UserError(f"{path}: checkpoint weights not found")
-    try:
-        return st_load(path.read_bytes())
-    except (SafetensorError, ValueError, OSError) as e:
-        raise UserError(f"{path}: corrupt or foreign weights file ({str(e).splitlines()[0]})") from None
+    return load_weights_and_metadata(path)[0]
+
+
+def state_bytes(state: dict[str, Any]) -> bytes:
+    """Training state (tensors, numbers, strings, lists, dicts) in torch's format, loadable weights-only."""
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    return buf.getvalue()
 
 
 def save_state(path: Path, state: dict[str, Any]) -> None:
-    """Save training state (tensors, numbers, lists, dicts) with torch.save, atomically."""
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    atomic_write_bytes(path, buf.getvalue())
+    """Save training state with torch.save, atomically."""
+    atomic_write_bytes(path, state_bytes(state))
 
 
 def load_state(path: Path) -> dict[str, Any]:
@@ -92,3 +128,51 @@ def load_state(path: Path) -> dict[str, Any]:
     if not isinstance(state, dict):
         raise UserError(f"{path}: training state is not a dictionary")
     return state
+
+
+def step_dir_name(step: int) -> str:
+    """Checkpoint folder name; zero-padded so names sort by step."""
+    return f"step-{step:09d}"
+
+
+def latest_checkpoint(root: Path) -> Path | None:
+    """The folder `root/latest` points at, or None when no checkpoint was ever committed."""
+    pointer = root / LATEST
+    if not pointer.is_file():
+        return None
+    name = pointer.read_text().strip()
+    if not _STEP_DIR.fullmatch(name) or not (root / name).is_dir():
+        raise UserError(f"{pointer}: corrupt checkpoint pointer ({name[:40]!r} is not a checkpoint folder here)")
+    return root / name
+
+
+def commit_checkpoint(root: Path, step: int, files: dict[str, bytes]) -> Path:
+    """Write a whole checkpoint so that it appears all at once, and keep the previous one until it has.
+
+    The files go into a temporary folder, are fsync'ed, the folder is renamed to `step-N`, and only then is
+    the `latest` pointer replaced atomically; older checkpoints are deleted last. A crash or a full disk at
+    any point leaves `latest` naming a complete checkpoint.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    name = step_dir_name(step)
+    final = root / name
+    current = latest_checkpoint(root)
+    if current == final:
+        return final
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}.", suffix=".tmp"))
+    try:
+        for file_name, payload in files.items():
+            _write_synced(tmp / file_name, payload)
+        _fsync_dir(tmp)
+        if final.exists():  # left by a crash between the rename and the pointer update; never pointed at
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+        _fsync_dir(root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    atomic_write_text(root / LATEST, name + "\n")
+    for old in root.iterdir():
+        if old != final and (_STEP_DIR.fullmatch(old.name) or old.name.startswith(".step-")):
+            shutil.rmtree(old, ignore_errors=True)
+    return final

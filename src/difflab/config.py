@@ -11,6 +11,8 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 import tomllib
 import yaml
 
+from difflab.denoiser import ClipKind
+from difflab.distributed import DeviceChoice
 from difflab.errors import UserError
 from difflab.models.mlp import TimeEmbedding
 from difflab.models.unet import UNetSize
@@ -19,6 +21,7 @@ from difflab.process import Target
 from difflab.samplers import VarianceKind
 from difflab.schedule import ScheduleName
 
+Precision = Literal["auto", "fp32", "bf16"]
 ModelName = Literal["mlp", "unet"]
 
 
@@ -51,13 +54,35 @@ class TrainConfig:
     p_uncond: float = 0.15
     labelled: int = -1
     learned_variance: bool = False
-    clip: bool = False
+    clip: ClipKind = "none"
     sample_variance: VarianceKind = "small"
     log_every: int = 50
     checkpoint_every: int = 1000
+    device: DeviceChoice = "auto"
+    precision: Precision = "auto"
+    compile: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+#: What the less obvious options mean, for `difflab train --help`.
+OPTION_HELP = {
+    "model": "mlp for points, unet for images (C, H, W with H, W divisible by 4)",
+    "unet_size": "small (~0.8M parameters, CPU) or base (~5.3M, GPU)",
+    "target": "what the network predicts; every sampler works with any of them",
+    "weighting": "per-timestep loss weight: simple = uniform on the target's error; elbo = ½(SNR_{t-1} - SNR_t) "
+    "and min_snr = min(SNR, γ) on the x0 error, converted to the target",
+    "time_embedding": "scalar: t as one more input (the series' Part 1 MLP); sinusoidal: Vaswani et al. embedding",
+    "fourier_features": "number of random Fourier features of the input coordinates (0 = none)",
+    "conditional": "train with class labels and a learned 'no label' entry, for classifier-free guidance",
+    "p_uncond": "probability that a training label is replaced by 'no label' (classifier-free guidance)",
+    "labelled": "keep the labels of only this many random training points, the rest 'no label' (-1 = all)",
+    "clip": "default clipping of predicted x0 when sampling: none, clip to [-1, 1], or dynamic thresholding",
+}
+
+# Options that say how and where to run, not what is trained: a resumed run may change them.
+RESUMABLE_CHANGES = frozenset({"steps", "log_every", "checkpoint_every", "device", "compile"})
 
 
 POSITIVE_INTS = (
@@ -122,6 +147,8 @@ def make_config(values: dict[str, Any], base: TrainConfig | None = None) -> Trai
         raise UserError("invalid timesteps; must be at least 2")
     if not 0.0 <= merged["p_uncond"] < 1.0:
         raise UserError(f"invalid p_uncond {merged['p_uncond']}; must be in [0, 1)")
+    if merged["labelled"] < -1:
+        raise UserError(f"invalid labelled {merged['labelled']}; use -1 for all labels or k ≥ 0 labelled points")
     if not 0.0 <= merged["ema_decay"] < 1.0:
         raise UserError(f"invalid ema_decay {merged['ema_decay']}; must be in [0, 1)")
     if merged["lr"] <= 0:

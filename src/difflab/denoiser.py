@@ -9,13 +9,19 @@ classifier-free guidance are wrappers that bind labels to a denoiser.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol, get_args
 
 import torch
 from torch import nn
 
-from difflab.process import Target, eps_from_x0, x0_eps_from, x0_from_eps
+from difflab.process import Target, eps_from_x0, x0_eps_from
 from difflab.schedule import Schedule
+
+ClipKind = Literal["none", "clip", "dynamic"]
+CLIP_KINDS: tuple[str, ...] = get_args(ClipKind)
+
+#: Saharia et al. 2022 (Imagen, sec. 2.3) use the 99.5th percentile of |x̂_0| for dynamic thresholding.
+DYNAMIC_PERCENTILE = 0.995
 
 
 @dataclass
@@ -33,13 +39,32 @@ class DenoiserFn(Protocol):
     def __call__(self, x: torch.Tensor, t: torch.Tensor) -> Prediction: ...
 
 
+def clip_x0(x0: torch.Tensor, kind: ClipKind, percentile: float = DYNAMIC_PERCENTILE) -> torch.Tensor:
+    """Keep predicted x_0 inside the data range [-1, 1] the model was trained on.
+
+    ``clip`` clamps each value. ``dynamic`` is Saharia et al. 2022's dynamic thresholding (sec. 2.3):
+    per sample, s = max(quantile_p |x̂_0|, 1); x̂_0 ← clamp(x̂_0, -s, s) / s, which pulls saturated
+    samples inwards instead of flattening them against the boundary.
+    """
+    if kind == "none":
+        return x0
+    if kind == "clip":
+        return x0.clamp(-1.0, 1.0)
+    if kind == "dynamic":
+        s = torch.quantile(x0.abs().flatten(1).float(), percentile, dim=1).clamp_min(1.0).to(x0.dtype)
+        s = s.reshape(-1, *([1] * (x0.ndim - 1)))
+        return x0.clamp(-s, s) / s
+    raise ValueError(f"unknown clipping {kind!r}; choose one of {', '.join(CLIP_KINDS)}")
+
+
 class Denoiser(nn.Module):
     """Wraps a network `model(x, t01, cond)` trained to predict `target` under `schedule`.
 
     The network sees time as t / (T-1) ∈ [0, 1], so it knows nothing about T. With
     `learned_variance` the network returns twice the data channels; the second half is mapped to
     v ∈ [0, 1] that interpolates log β̃_t and log β_t (Nichol & Dhariwal 2021, eq. 15).
-    `clip` clamps predicted x_0 to [-1, 1] (the data range after normalization) and recomputes ε.
+    `clip` (a sampling choice; training never clips) keeps predicted x_0 in [-1, 1], the data range
+    after normalization, by `clip_x0`, and recomputes ε from the clipped x_0.
     """
 
     def __init__(
@@ -49,7 +74,7 @@ class Denoiser(nn.Module):
         target: Target,
         *,
         learned_variance: bool = False,
-        clip: bool = False,
+        clip: ClipKind = "none",
     ) -> None:
         super().__init__()
         self.model = model
@@ -74,17 +99,21 @@ class Denoiser(nn.Module):
         return pred, (v + 1.0) / 2.0
 
     def predict(self, x: torch.Tensor, t: torch.Tensor, out: torch.Tensor) -> Prediction:
-        """Turn a raw network output at (x, t) into a Prediction."""
+        """Turn a raw network output at (x, t) into an unclipped Prediction."""
         pred, var_interp = self.split(out)
         x0, eps = x0_eps_from(self.target, self.schedule, x, t, pred)
-        if self.clip:
-            x0 = x0.clamp(-1.0, 1.0)
-            eps = eps_from_x0(self.schedule, x, t, x0)
         return Prediction(x0, eps, var_interp)
+
+    def clipped(self, x: torch.Tensor, t: torch.Tensor, p: Prediction) -> Prediction:
+        """Apply this denoiser's clipping to x̂_0 and make ε consistent with it at (x, t)."""
+        if self.clip == "none":
+            return p
+        x0 = clip_x0(p.x0, self.clip)
+        return Prediction(x0, eps_from_x0(self.schedule, x, t, x0), p.var_interp)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> Prediction:
         """Predict x_0 and ε at (x_t, t), optionally conditioned on class labels."""
-        return self.predict(x, t, self.raw(x, t, cond))
+        return self.clipped(x, t, self.predict(x, t, self.raw(x, t, cond)))
 
 
 class Guided:
@@ -92,6 +121,10 @@ class Guided:
 
     ε̃ = ε(x, ∅) + w·(ε(x, c) − ε(x, ∅)): w = 0 is unconditional, w = 1 plain conditional, w > 1
     sharpens. `labels` of None means unconditional (every sample gets the "no label" entry).
+    The two predictions are combined unclipped and clipping is applied once to the result, as
+    a sampler would clip a single model's prediction. x̂_0 is combined with the same weights as ε:
+    x = √ᾱ x̂_0 + √(1-ᾱ) ε̂ holds for both predictions and the weights sum to 1, so it holds for
+    the combination too, with no division by √ᾱ (which is ≈ 0 at the noisiest step).
     """
 
     def __init__(self, denoiser: Denoiser, labels: torch.Tensor | None, weight: float, null_label: int) -> None:
@@ -111,13 +144,10 @@ class Guided:
         cond_out, null_out = both.chunk(2, dim=0)
         cond = self.denoiser.predict(x, t, cond_out)
         uncond = self.denoiser.predict(x, t, null_out)
-        eps = uncond.eps + self.weight * (cond.eps - uncond.eps)
-        sched = self.denoiser.schedule
-        x0 = x0_from_eps(sched, x, t, eps)
-        if self.denoiser.clip:
-            x0 = x0.clamp(-1.0, 1.0)
-            eps = eps_from_x0(sched, x, t, x0)
-        return Prediction(x0, eps, cond.var_interp)
+        w = self.weight
+        x0 = uncond.x0 + w * (cond.x0 - uncond.x0)
+        eps = uncond.eps + w * (cond.eps - uncond.eps)
+        return self.denoiser.clipped(x, t, Prediction(x0, eps, cond.var_interp))
 
 
 class Unconditional:

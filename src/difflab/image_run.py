@@ -13,13 +13,12 @@ from difflab.data.normalize import MinMaxScaler
 from difflab.denoiser import Denoiser
 from difflab.generate import generate
 from difflab.run import DataInfo, LoadedRun
-from difflab.samplers import Callback, sample_ddim, sample_ddpm
+from difflab.samplers import SAMPLERS, Callback
 from difflab.schedule import spaced_timesteps
 from difflab.train import TrainingSet
 
 #: One range for every pixel: 0..255 ↦ [-1, 1] (a per-pixel range would blow up the always-black border).
 PIXEL_SCALER = MinMaxScaler(np.array([0.0]), np.array([255.0]))
-IMAGE_SAMPLERS = {"ddpm": sample_ddpm, "ddim": sample_ddim}
 DEFAULT_GUIDANCE = 3.0
 
 
@@ -62,7 +61,7 @@ def sample_images(
     schedule = run.schedule.respace(spaced_timesteps(len(run.schedule), steps))
     d = run.denoiser
     clipped = LoadedRun(
-        run.cfg, run.info, Denoiser(d.model, d.schedule, d.target, learned_variance=d.learned_variance, clip=True)
+        run.cfg, run.info, Denoiser(d.model, d.schedule, d.target, learned_variance=d.learned_variance, clip="clip")
     )
 
     def bind(part: slice) -> Any:
@@ -71,7 +70,7 @@ def sample_images(
     device = next(d.parameters()).device
     return generate(
         bind,
-        IMAGE_SAMPLERS[sampler],
+        SAMPLERS[sampler],
         schedule,
         count,
         run.info.shape,

@@ -47,3 +47,12 @@ def quality(samples: torch.Tensor, truth: torch.Tensor, truth2: torch.Tensor) ->
     """Energy distance (standardized by `truth`) of samples vs truth, and of truth2 vs truth (the floor)."""
     t, s, t2 = standardize_like(truth.double(), samples.double(), truth2.double())
     return QualityReport(energy_distance(s, t), energy_distance(t2, t))
+
+
+def nearest_neighbour_labels(points: torch.Tensor, reference: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The label of each point's nearest reference point (Euclidean): a 1-NN classifier, in chunks."""
+    out = torch.empty(len(points), dtype=labels.dtype)
+    for start in range(0, len(points), 4096):
+        part = points[start : start + 4096].double()
+        out[start : start + len(part)] = labels[torch.cdist(part, reference.double()).argmin(dim=1)]
+    return out

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from difflab.denoiser import Denoiser
 from difflab.process import at, q_sample, target_from, x0_error_scale
 from difflab.schedule import Schedule
+from difflab.vlb import hybrid_vlb_loss
 
 Weighting = Literal["simple", "elbo", "min_snr"]
 WEIGHTINGS: tuple[str, ...] = get_args(Weighting)
@@ -68,13 +69,22 @@ def elementwise_loss(kind: LossKind, pred: torch.Tensor, target: torch.Tensor) -
     raise ValueError(f"unknown loss {kind!r}; choose one of {', '.join(LOSS_KINDS)}")
 
 
+#: λ of L_hybrid = L_simple + λ L_vlb (Nichol & Dhariwal 2021, sec. 3.1).
+HYBRID_VLB_WEIGHT = 1e-3
+
+
 @dataclass
 class Objective:
-    """A batch loss: sample t uniformly over 0..T-1 and ε, noise x_0, weight the target's error."""
+    """A batch loss: sample t uniformly over 0..T-1 and ε, noise x_0, weight the target's error.
+
+    With `vlb_weight` λ > 0 (a learned-variance denoiser) it adds λ L_vlb with a stop-gradient on the
+    mean, so the variational term trains only the variance (Nichol & Dhariwal 2021, sec. 3.1).
+    """
 
     weighting: Weighting = "simple"
     loss: LossKind = "l2"
     min_snr_gamma: float = 5.0
+    vlb_weight: float = 0.0
 
     def __call__(
         self,
@@ -95,4 +105,7 @@ class Objective:
         goal = target_from(denoiser.target, schedule, xt, t, x0, noise)
         weights = target_weight(self.weighting, denoiser.target, schedule, gamma=self.min_snr_gamma)
         per_elem = elementwise_loss(self.loss, pred, goal) * at(weights, t, x0)
-        return per_elem.flatten(1).mean(dim=1).mean()
+        loss = per_elem.flatten(1).mean(dim=1).mean()
+        if self.vlb_weight > 0:
+            loss = loss + self.vlb_weight * hybrid_vlb_loss(denoiser, x0, xt, t, out).mean()
+        return loss

@@ -35,16 +35,29 @@ def _pairs(dim: int) -> list[tuple[int, int]]:
     return [(k, k + 1) for k in range(0, dim - 1, 2)] + ([(dim - 2, dim - 1)] if dim % 2 else [])
 
 
+def class_colours(labels: np.ndarray) -> np.ndarray:
+    """RGBA per point: class k always gets tab10 colour k (mod 10), whichever classes are present."""
+    return plt.get_cmap("tab10")(np.asarray(labels, dtype=np.int64) % 10)
+
+
 def _scatter(ax: plt.Axes, x: np.ndarray, pair: tuple[int, int], labels: np.ndarray | None, title: str) -> None:
     i, j = pair
     if i == j:
         ax.hist(x[:, i], bins=80, color="tab:blue", alpha=0.8)
     else:
-        style = {"c": labels, "cmap": "tab10"} if labels is not None else {"c": "tab:blue"}
-        ax.scatter(x[:, i], x[:, j], s=POINT_SIZE, alpha=0.6, linewidths=0, **style)
+        colour = class_colours(labels) if labels is not None else "tab:blue"
+        ax.scatter(x[:, i], x[:, j], s=POINT_SIZE, alpha=0.6, linewidths=0, c=colour)
         ax.set_xlabel(f"x{i}")
         ax.set_ylabel(f"x{j}")
     ax.set_title(title)
+
+
+def _class_legend(fig: Figure, class_names: Sequence[str]) -> None:
+    handles = [
+        plt.Line2D([], [], marker="o", linestyle="", color=class_colours(np.array([k]))[0], label=name)
+        for k, name in enumerate(class_names)
+    ]
+    fig.legend(handles=handles, loc="upper center", ncol=min(len(handles), 8), bbox_to_anchor=(0.5, 1.04))
 
 
 def plot_comparison(
@@ -54,8 +67,12 @@ def plot_comparison(
     *,
     data_labels: np.ndarray | None = None,
     sample_labels: np.ndarray | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> None:
-    """Data vs generated side by side, in data units; one row of panels per column pair when D > 2."""
+    """Data vs generated side by side, in data units; one row of panels per column pair when D > 2.
+
+    Points with labels are coloured by class (generated ones by the class they were guided to).
+    """
     pairs = _pairs(data.shape[1])
     fig, axes = plt.subplots(len(pairs), 2, figsize=(9, 4.2 * len(pairs)), squeeze=False)
     for row, pair in enumerate(pairs):
@@ -64,14 +81,18 @@ def plot_comparison(
         lims = [axes[row, 0].get_xlim(), axes[row, 0].get_ylim()]
         axes[row, 1].set_xlim(lims[0])
         axes[row, 1].set_ylim(lims[1])
+    if class_names:
+        _class_legend(fig, class_names)
     save_figure(fig, path)
 
 
-def plot_snapshots(snapshots: Sequence[tuple[str, np.ndarray]], path: Path) -> None:
-    """A strip of scatter plots (first two columns), one per labelled state."""
+def plot_snapshots(
+    snapshots: Sequence[tuple[str, np.ndarray]], path: Path, *, labels: np.ndarray | None = None
+) -> None:
+    """A strip of scatter plots (first two columns), one per titled state; `labels` colour every state's points."""
     fig, axes = plt.subplots(1, len(snapshots), figsize=(2.6 * len(snapshots), 2.8), squeeze=False)
     for ax, (title, x) in zip(axes[0], snapshots, strict=True):
-        _scatter(ax, x, _pairs(x.shape[1])[0], None, title)
+        _scatter(ax, x, _pairs(x.shape[1])[0], labels, title)
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_xlabel("")
@@ -111,14 +132,52 @@ def plot_schedule(schedule: Schedule, path: Path, name: str = "") -> None:
     save_figure(fig, path)
 
 
-def write_gif(
-    frames: Sequence[tuple[str, np.ndarray]], path: Path, *, limits: np.ndarray, ms_per_frame: int = 80
+def plot_guidance_grid(
+    cells: Sequence[Sequence[np.ndarray]],
+    class_names: Sequence[str],
+    weights: Sequence[float],
+    path: Path,
+    *,
+    background: np.ndarray | None = None,
 ) -> None:
-    """An animated GIF of point clouds (first two columns), fixed axes, last frame held longer."""
+    """Samples per class (rows) and guidance weight (columns), over the data in grey (first two columns)."""
+    rows, cols = len(class_names), len(weights)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.2 * rows), squeeze=False)
+    j = 1 if cells[0][0].shape[1] > 1 else 0
+    for k, name in enumerate(class_names):
+        for c, w in enumerate(weights):
+            ax = axes[k, c]
+            if background is not None:
+                ax.scatter(background[:, 0], background[:, j], s=1.0, c="0.85", linewidths=0)
+            x = cells[k][c]
+            ax.scatter(x[:, 0], x[:, j], s=POINT_SIZE, alpha=0.6, linewidths=0, c=class_colours(np.full(len(x), k)))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if k == 0:
+                ax.set_title(f"w = {w:g}")
+            if c == 0:
+                ax.set_ylabel(name)
+    fig.suptitle("classifier-free guidance: ε(x,∅) + w·(ε(x,c) − ε(x,∅))")
+    save_figure(fig, path)
+
+
+def write_gif(
+    frames: Sequence[tuple[str, np.ndarray]],
+    path: Path,
+    *,
+    limits: np.ndarray,
+    labels: np.ndarray | None = None,
+    ms_per_frame: int = 80,
+) -> None:
+    """An animated GIF of point clouds (first two columns), fixed axes, last frame held longer.
+
+    `labels` colour each point by class in every frame (points keep their identity along the chain).
+    """
+    colour = class_colours(labels) if labels is not None else "tab:blue"
     images = []
     for title, x in frames:
         fig, ax = plt.subplots(figsize=(4, 4))
-        ax.scatter(x[:, 0], x[:, 1 if x.shape[1] > 1 else 0], s=POINT_SIZE, alpha=0.6, linewidths=0)
+        ax.scatter(x[:, 0], x[:, 1 if x.shape[1] > 1 else 0], s=POINT_SIZE, alpha=0.6, linewidths=0, c=colour)
         ax.set_xlim(limits[0])
         ax.set_ylim(limits[1])
         ax.set_title(title)

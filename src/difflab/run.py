@@ -1,10 +1,11 @@
 """A run directory: what it holds, and how to rebuild the trained denoiser from it.
 
-config.json        resolved TrainConfig + data facts (dimension, normalization, classes) + version
-model.safetensors  raw weights at the last checkpoint
-ema.safetensors    EMA weights (used for sampling)
-state.pt           optimizer, step, RNG state (weights-only loadable)
-metrics.jsonl      one JSON object per logged step
+config.json                  resolved TrainConfig + data facts + run format and difflab version
+metrics.jsonl                one JSON object per logged step, up to the last checkpoint (for people and plots)
+checkpoints/latest           names the last complete checkpoint folder (replaced atomically)
+checkpoints/step-NNNNNNNNN/  model.safetensors (raw weights), ema.safetensors (EMA weights, used for
+                             sampling), state.pt (optimizer, step, every RNG state, data position, loss log;
+                             weights-only loadable). The step is stored in all three and checked on load.
 """
 
 from __future__ import annotations
@@ -19,7 +20,16 @@ import torch
 from torch import nn
 
 from difflab import __version__
-from difflab.checkpoint import atomic_write_json, load_weights
+from difflab.checkpoint import (
+    atomic_write_json,
+    commit_checkpoint,
+    latest_checkpoint,
+    load_state,
+    load_weights_and_metadata,
+    state_bytes,
+    step_dir_name,
+    weights_bytes,
+)
 from difflab.config import TrainConfig, make_config
 from difflab.data.normalize import MinMaxScaler
 from difflab.denoiser import Denoiser, DenoiserFn, Guided, Unconditional
@@ -29,10 +39,14 @@ from difflab.models.unet import SIZE_MULTIPLE, UNet
 from difflab.schedule import Schedule, make_schedule
 
 CONFIG = "config.json"
+CHECKPOINTS = "checkpoints"
 MODEL = "model.safetensors"
 EMA = "ema.safetensors"
 STATE = "state.pt"
 METRICS = "metrics.jsonl"
+RUN_FORMAT = "difflab-run"
+FORMAT_VERSION = 1
+STATE_FORMAT = "difflab-train-state"
 
 
 @dataclass
@@ -95,11 +109,40 @@ def build_denoiser(cfg: TrainConfig, info: DataInfo) -> Denoiser:
 
 
 def write_run_config(run_dir: Path, cfg: TrainConfig, info: DataInfo) -> None:
-    """Write config.json atomically."""
+    """Write config.json atomically, stamped with the run format and the difflab version that wrote it."""
     atomic_write_json(
         run_dir / CONFIG,
-        {"difflab_version": __version__, "config": cfg.to_dict(), "data": info.to_dict()},
+        {
+            "format": RUN_FORMAT,
+            "format_version": FORMAT_VERSION,
+            "difflab_version": __version__,
+            "config": cfg.to_dict(),
+            "data": info.to_dict(),
+        },
     )
+
+
+def check_format(path: Path, raw: Any) -> None:
+    """Refuse, with the reason, a config.json from another program or from a newer or older run format."""
+    if not isinstance(raw, dict) or "config" not in raw:
+        raise UserError(f"{path}: not a difflab run config")
+    written_by = raw.get("difflab_version", "an unknown version")
+    version = raw.get("format_version")
+    if raw.get("format") != RUN_FORMAT or not isinstance(version, int):
+        raise UserError(
+            f"{path}: written by difflab {written_by} before run format {FORMAT_VERSION}; "
+            f"this difflab {__version__} cannot load it (retrain, or use the difflab that wrote it)"
+        )
+    if version > FORMAT_VERSION:
+        raise UserError(
+            f"{path}: written by a newer difflab {written_by} (run format {version}); this difflab {__version__} "
+            f"reads run format {FORMAT_VERSION}: upgrade difflab"
+        )
+    if version < FORMAT_VERSION:
+        raise UserError(
+            f"{path}: written by difflab {written_by} in the older run format {version}; this difflab "
+            f"{__version__} reads run format {FORMAT_VERSION} only"
+        )
 
 
 def read_run_config(run_dir: Path) -> tuple[TrainConfig, DataInfo]:
@@ -111,6 +154,10 @@ def read_run_config(run_dir: Path) -> tuple[TrainConfig, DataInfo]:
         raise UserError(f"{run_dir}: not a run directory (no {CONFIG})")
     try:
         raw = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: corrupt run config ({type(e).__name__}: {e})") from None
+    check_format(path, raw)
+    try:
         cfg = make_config(raw["config"])
         info = DataInfo.from_dict(raw["data"])
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
@@ -143,11 +190,64 @@ class LoadedRun:
         return self.info.scaler.inverse(x.double().cpu().numpy())
 
 
+@dataclass
+class Checkpoint:
+    """Everything a resumed run needs besides its config: weights, EMA weights and the training state."""
+
+    step: int
+    model: dict[str, torch.Tensor]
+    ema: dict[str, torch.Tensor]
+    state: dict[str, Any]
+
+
+def write_checkpoint(run_dir: Path, ckpt: Checkpoint) -> Path:
+    """Commit a checkpoint atomically as a whole (see `commit_checkpoint`); returns its folder."""
+    stamp = {"format": STATE_FORMAT, "step": str(ckpt.step)}
+    files = {
+        MODEL: weights_bytes(ckpt.model, stamp),
+        EMA: weights_bytes(ckpt.ema, stamp),
+        STATE: state_bytes({**ckpt.state, "format": STATE_FORMAT, "step": ckpt.step}),
+    }
+    return commit_checkpoint(run_dir / CHECKPOINTS, ckpt.step, files)
+
+
+def latest_checkpoint_dir(run_dir: Path) -> Path | None:
+    """The folder of the run's last complete checkpoint, or None if it has none yet."""
+    return latest_checkpoint(run_dir / CHECKPOINTS)
+
+
+def _checked_weights(folder: Path, name: str, step: int) -> dict[str, torch.Tensor]:
+    weights, meta = load_weights_and_metadata(folder / name)
+    if meta.get("format") != STATE_FORMAT:
+        raise UserError(f"{folder / name}: foreign weights file (not written by difflab train)")
+    if meta.get("step") != str(step):
+        raise UserError(f"{folder}: inconsistent checkpoint ({name} is from step {meta.get('step')}, not {step})")
+    return weights
+
+
+def read_checkpoint(run_dir: Path) -> Checkpoint | None:
+    """Load and cross-check the run's last checkpoint; None if it has none yet. Never runs code."""
+    folder = latest_checkpoint_dir(run_dir)
+    if folder is None:
+        return None
+    state = load_state(folder / STATE)
+    if state.get("format") != STATE_FORMAT or not isinstance(state.get("step"), int):
+        raise UserError(f"{folder / STATE}: foreign training state (not written by difflab train)")
+    step = state["step"]
+    if folder.name != step_dir_name(step):
+        raise UserError(f"{folder}: inconsistent checkpoint ({STATE} is from step {step})")
+    return Checkpoint(step, _checked_weights(folder, MODEL, step), _checked_weights(folder, EMA, step), state)
+
+
 def load_run(run_dir: Path, *, ema: bool = True) -> LoadedRun:
-    """Rebuild the denoiser of a run from its config and (EMA) weights."""
+    """Rebuild the denoiser of a run from its config and the (EMA) weights of its last checkpoint."""
     cfg, info = read_run_config(run_dir)
     denoiser = build_denoiser(cfg, info)
-    weights = load_weights(run_dir / (EMA if ema else MODEL))
+    folder = latest_checkpoint_dir(run_dir)
+    if folder is None:
+        raise UserError(f"{run_dir}: no checkpoint yet (training has not reached --checkpoint-every steps)")
+    name = EMA if ema else MODEL
+    weights = _checked_weights(folder, name, int(folder.name.removeprefix("step-")))
     try:
         denoiser.model.load_state_dict(weights)
     except RuntimeError as e:

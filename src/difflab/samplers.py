@@ -11,6 +11,7 @@ and the predicted `x0`, after the step's prediction.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, Literal, get_args
 
@@ -114,3 +115,88 @@ def sample_ddim(
         if sigma > 0 and i > 0:
             x = x + sigma * _noise_like(x, generator)
     return x
+
+
+@torch.no_grad()
+def sample_dpmpp_2m(
+    denoiser: DenoiserFn,
+    x: torch.Tensor,
+    schedule: Schedule,
+    *,
+    generator: torch.Generator | None = None,
+    callback: Callback | None = None,
+) -> torch.Tensor:
+    """DPM-Solver++(2M): multistep 2nd order in the data prediction, in λ = log(α/σ) (Lu et al. 2022b, alg. 2).
+
+    From step s to step t with h = λ_t - λ_s and r = h_prev / h:
+    x_t = (σ_t/σ_s) x_s + α_t (1 - e^{-h}) D,  D = (1 + 1/(2r)) x̂0_s - 1/(2r) x̂0_prev  (D = x̂0_s on the
+    first step). The last step, to the data (σ = 0, λ = ∞), is first order and returns x̂0 itself.
+    `generator` is unused (the solver is deterministic); it keeps the common signature.
+    """
+    ab = schedule.alphas_cumprod
+    lam, alpha, sigma = 0.5 * schedule.log_snr, ab.sqrt(), (1.0 - ab).sqrt()
+    x0_prev: torch.Tensor | None = None
+    h_prev = 0.0
+    for i in reversed(range(len(schedule))):
+        t, pred = _predict(denoiser, x, schedule, i)
+        if callback is not None:
+            callback({"i": i, "t": int(t[0]), "x": x, "x0": pred.x0})
+        if i == 0:
+            x = pred.x0
+            continue
+        h = float(lam[i - 1] - lam[i])
+        d = pred.x0
+        if x0_prev is not None:
+            half_inv_r = 0.5 * h / h_prev
+            d = (1.0 + half_inv_r) * pred.x0 - half_inv_r * x0_prev
+        x = float(sigma[i - 1] / sigma[i]) * x - float(alpha[i - 1]) * math.expm1(-h) * d
+        x0_prev, h_prev = pred.x0, h
+    return x
+
+
+@torch.no_grad()
+def sample_heun(
+    denoiser: DenoiserFn,
+    x: torch.Tensor,
+    schedule: Schedule,
+    *,
+    generator: torch.Generator | None = None,
+    callback: Callback | None = None,
+) -> torch.Tensor:
+    """Heun's 2nd-order method on the probability-flow ODE (Karras et al. 2022, alg. 1, deterministic).
+
+    In x̃ = x/√ᾱ and σ̃ = √((1-ᾱ)/ᾱ) the ODE is dx̃/dσ̃ = ε̂ (Song et al. 2021, DDIM eq. 14); an Euler
+    step of it is DDIM with η = 0. Heun averages ε̂ at both ends of the step, so K steps cost 2K - 1
+    model evaluations: the last step, to σ̃ = 0, is an Euler step. `generator` is unused.
+    """
+    ab = schedule.alphas_cumprod
+    scale, sig = ab.sqrt(), ((1.0 - ab) / ab).sqrt()
+    for i in reversed(range(len(schedule))):
+        t, pred = _predict(denoiser, x, schedule, i)
+        if callback is not None:
+            callback({"i": i, "t": int(t[0]), "x": x, "x0": pred.x0})
+        if i == 0:
+            x = pred.x0
+            continue
+        step = float(sig[i - 1] - sig[i])
+        x_tilde = x / float(scale[i]) + step * pred.eps
+        _, pred_next = _predict(denoiser, x_tilde * float(scale[i - 1]), schedule, i - 1)
+        x_tilde = x / float(scale[i]) + step * 0.5 * (pred.eps + pred_next.eps)
+        x = x_tilde * float(scale[i - 1])
+    return x
+
+
+SamplerName = Literal["ddpm", "ddim", "dpmpp_2m", "heun"]
+SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {
+    "ddpm": sample_ddpm,
+    "ddim": sample_ddim,
+    "dpmpp_2m": sample_dpmpp_2m,
+    "heun": sample_heun,
+}
+
+
+def model_evaluations(sampler: str, steps: int) -> int:
+    """Network calls a sampler makes over `steps` steps: 2K - 1 for Heun, K for the others."""
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+    return 2 * steps - 1 if sampler == "heun" else steps

@@ -119,7 +119,8 @@ class Schedule:
         """A new process over the kept model timesteps (improved-diffusion's respacing).
 
         β'_i = 1 - ᾱ_{k_i} / ᾱ_{k_{i-1}} follows from `alphas_cumprod` of the kept steps, so every
-        derived quantity (posterior, variances) is that of a valid shorter diffusion.
+        derived quantity (posterior, variances) is that of a valid shorter diffusion. The kept steps
+        must include the last one, where sampling starts.
         """
         idx = torch.as_tensor(keep, dtype=torch.int64).flatten()
         if idx.numel() == 0:
@@ -130,6 +131,11 @@ class Schedule:
         positions = positions.clamp(max=len(self) - 1)
         if not bool((self.timesteps[positions] == idx).all()):
             raise ValueError(f"respaced timesteps must be a subset of {self.timesteps.tolist()[:5]}...")
+        if int(idx[-1]) != int(self.timesteps[-1]):
+            raise ValueError(
+                f"respaced timesteps must end at the last trained step {int(self.timesteps[-1])} "
+                f"(sampling starts from N(0, I) there), got {int(idx[-1])}"
+            )
         return Schedule(self.alphas_cumprod[positions], self.timesteps[positions])
 
 
@@ -198,8 +204,9 @@ def spaced_timesteps(
     """Pick `num_steps` of `num_train_steps` timesteps, always including the last one (T-1).
 
     ``trailing`` counts back from T-1 in equal strides (Lin et al. 2024, table 2); ``linspace``
-    rounds an even grid from 0 to T-1. Both start the chain at the noisiest trained step, which
-    the "leading" spacing does not.
+    rounds an even grid from 0 to T-1 (one step is [T-1], not [0]). Both start the chain at
+    the noisiest trained step, which the "leading" spacing (0, T/K, 2T/K, ...) does not, so it is
+    not offered.
     """
     if not 1 <= num_steps <= num_train_steps:
         raise ValueError(f"steps must be between 1 and {num_train_steps}, got {num_steps}")

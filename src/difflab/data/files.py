@@ -60,6 +60,9 @@ def read_csv(path: Path) -> PointData:
                 raise UserError(f"{path}: line {n}, column {k + 1}: {row[k]!r} is not a number") from None
     labels, names = (None, None)
     if label_col is not None:
+        for n, row in enumerate(rows, start=2):
+            if not row[label_col]:
+                raise UserError(f"{path}: line {n}: empty '{LABEL_COLUMN}'; every row needs a class label")
         labels, names = _labels_to_ints([row[label_col] for row in rows])
     return PointData(values, labels, names)
 

@@ -23,6 +23,10 @@ class PointData:
     labels: np.ndarray | None = None
     class_names: list[str] | None = None
 
+    def subset(self, index: np.ndarray) -> PointData:
+        """The rows at `index`, with their labels."""
+        return PointData(self.x[index], None if self.labels is None else self.labels[index], self.class_names)
+
 
 def _rng(seed: int) -> np.random.Generator:
     return np.random.default_rng(seed)
@@ -64,12 +68,22 @@ def complex_set(n: int, seed: int) -> PointData:
     return PointData(np.concatenate([a.x + 15.0, b.x], axis=1))
 
 
+#: Centre of the two moons' curves; subtracted so both generators are overlaid around the origin.
+MOONS_CENTRE = np.array([0.5, 0.25])
+
+
 def circles_vs_moons(n: int, seed: int) -> PointData:
-    """The series' labelled two-class set: label 0 = a circles point, 1 = a moons point."""
+    """The series' labelled two-class set: label 0 = a circles point, 1 = a moons point, overlaid.
+
+    The moons are centred on the origin like the circles. Uncentred, the upper moon is exactly the
+    upper half of the outer circle, so a point's class could not be told from where it lies: a
+    nearest-neighbour classifier gets only 81% of fresh data right. Centred, the curves only cross,
+    and it gets 99.5% (both measured on 4,000 points against 20,000).
+    """
     rng = _rng(seed)
     label = rng.integers(0, 2, n)
     c = circles(n, seed + 1).x
-    m = moons(n, seed + 2).x
+    m = moons(n, seed + 2).x - MOONS_CENTRE
     return PointData(np.where(label[:, None] == 0, c, m), label, ["circles", "moons"])
 
 

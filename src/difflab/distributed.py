@@ -1,0 +1,117 @@
+"""Process group and device: one `World` object hides whether training runs in one process or under torchrun.
+
+torchrun (single- or multi-node, also under SLURM's srun) sets RANK, WORLD_SIZE and LOCAL_RANK; we then join
+PyTorch's own process group (NCCL on CUDA, gloo otherwise). Without those variables the same code runs as a
+world of one, where every collective is the identity.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar, get_args
+
+import torch
+import torch.distributed as dist
+
+from difflab.errors import UserError
+
+DeviceChoice = Literal["auto", "cpu", "cuda", "mps"]
+DEVICE_CHOICES: tuple[str, ...] = get_args(DeviceChoice)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place among the training processes, and the few collectives the trainer needs."""
+
+    rank: int = 0
+    size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        """Only the main process writes files and prints."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.size > 1
+
+    def all_reduce_sum(self, t: torch.Tensor) -> torch.Tensor:
+        """Sum `t` over all processes, in place; returns it."""
+        if self.distributed:
+            dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        return t
+
+    def gather(self, obj: T) -> list[T]:
+        """Every process's `obj`, in rank order (picklable objects between our own processes)."""
+        if not self.distributed:
+            return [obj]
+        out: list[Any] = [None] * self.size
+        dist.all_gather_object(out, obj)
+        return out
+
+    def from_main(self, obj: T) -> T:
+        """Rank 0's `obj` on every process."""
+        if not self.distributed:
+            return obj
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def check(self, error: str | None) -> None:
+        """Raise the main process's error (if any) on every process, so no rank waits for a dead peer."""
+        error = self.from_main(error)
+        if error is not None:
+            raise UserError(error)
+
+
+def resolve_device(choice: str, local_rank: int = 0) -> torch.device:
+    """`auto` prefers CUDA, then Apple MPS, then CPU; an explicit choice that is unavailable is a UserError."""
+    if choice not in DEVICE_CHOICES:
+        raise UserError(f"invalid device {choice!r}; choose one of: {', '.join(DEVICE_CHOICES)}")
+    cuda, mps = torch.cuda.is_available(), torch.backends.mps.is_available()
+    if choice == "auto":
+        choice = "cuda" if cuda else "mps" if mps else "cpu"
+    if choice == "cuda":
+        if not cuda:
+            raise UserError("--device cuda, but PyTorch sees no CUDA GPU (use --device cpu or auto)")
+        return torch.device("cuda", local_rank % torch.cuda.device_count())
+    if choice == "mps" and not mps:
+        raise UserError("--device mps, but the Apple MPS backend is not available (use --device cpu or auto)")
+    return torch.device(choice)
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, str(default))
+    try:
+        return int(value)
+    except ValueError:
+        raise UserError(f"environment variable {name}={value!r} is not an integer") from None
+
+
+def rank() -> int:
+    """This process's rank as torchrun set it (0 outside torchrun): who may print."""
+    return _env_int("RANK", 0)
+
+
+def start(device_choice: str) -> tuple[World, torch.device]:
+    """Join the torchrun process group if there is one (NCCL for CUDA, gloo otherwise) and pick the device."""
+    size, rank, local_rank = _env_int("WORLD_SIZE", 1), _env_int("RANK", 0), _env_int("LOCAL_RANK", 0)
+    device = resolve_device(device_choice, local_rank)
+    if size == 1:
+        return World(), device
+    if device.type == "mps":
+        raise UserError("distributed training on MPS is not supported by PyTorch; use --device cpu")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return World(rank=rank, size=size), device
+
+
+def stop(world: World) -> None:
+    """Leave the process group cleanly (avoids a warning and a hang at interpreter exit)."""
+    if world.distributed and dist.is_initialized():
+        dist.destroy_process_group()

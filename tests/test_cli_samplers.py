@@ -1,0 +1,40 @@
+"""The CLI's fast samplers, learned variance and `evaluate --nll` on a tiny learned-variance run."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from difflab.cli import main
+from difflab.samplers import SAMPLERS
+
+TINY = ["--steps", "100", "--hidden", "32", "--depth", "1", "--timesteps", "20", "--n-data", "300"]
+TINY += ["--batch-size", "64", "--log-every", "50", "--learned-variance"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "lv"
+    assert main(["train", "--data", "moons", "--out", str(out), *TINY]) == 0
+    return out
+
+
+@pytest.mark.parametrize("sampler", sorted(SAMPLERS))
+def test_every_sampler_evaluates_with_few_steps(
+    run_dir: Path, sampler: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["evaluate", str(run_dir), "--n", "100", "--sampler", sampler, "--steps", "5"]) == 0
+    assert f"sampler {sampler}, steps 5" in capsys.readouterr().out
+
+
+def test_learned_variance_and_nll(run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "s.npy"
+    assert main(["sample", str(run_dir), "--n", "50", "--out", str(out), "--variance", "learned", "--steps", "7"]) == 0
+    assert main(["evaluate", str(run_dir), "--n", "200", "--nll", "--variance", "learned"]) == 0
+    text = capsys.readouterr().out
+    match = re.search(r"NLL bound (-?[0-9.]+) bits/dim", text)
+    assert match is not None and "steps 20" in text, text
+    assert main(["evaluate", str(run_dir), "--n", "200", "--nll", "--steps", "4"]) == 0
+    assert "steps 4" in capsys.readouterr().out

@@ -1,0 +1,93 @@
+"""Shared by the training tests: a tiny config, in-process training, and subprocess launches of the CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from difflab.checkpoint import load_state, load_weights
+from difflab.config import TrainConfig, make_config
+from difflab.data.source import load_points
+from difflab.distributed import World
+from difflab.run import EMA, MODEL, STATE, latest_checkpoint_dir
+from difflab.train import Trainer, point_training_set
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+TINY = {
+    "n_data": 96,
+    "batch_size": 16,
+    "hidden": 16,
+    "depth": 1,
+    "timesteps": 20,
+    "lr_warmup": 3,
+    "log_every": 4,
+    "checkpoint_every": 5,
+    "device": "cpu",
+}
+
+
+def tiny_config(**changes: Any) -> TrainConfig:
+    """A config that trains in milliseconds per step."""
+    return make_config({**TINY, "steps": 12, **changes})
+
+
+def tiny_trainer(run_dir: Path, world: World | None = None, **changes: Any) -> Trainer:
+    cfg = tiny_config(**changes)
+    return Trainer(cfg, point_training_set(load_points(cfg.data, cfg.n_data, cfg.seed), cfg), run_dir, world=world)
+
+
+def cli_args(**values: Any) -> list[str]:
+    """TrainConfig values as command-line flags."""
+    return [item for k, v in values.items() for item in ("--" + k.replace("_", "-"), str(v))]
+
+
+def env() -> dict[str, str]:
+    """Child environment: this checkout's sources first, one thread per process (as torchrun does)."""
+    path = os.pathsep.join(p for p in (str(SRC), os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
+
+
+def difflab(*args: str, **kwargs: Any) -> subprocess.Popen[str]:
+    """Start `python -m difflab ...` as a child process."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "difflab", *args],
+        env=env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
+
+
+def final_state(run_dir: Path) -> dict[str, Any]:
+    """Everything the last checkpoint holds, for exact comparisons."""
+    folder = latest_checkpoint_dir(run_dir)
+    assert folder is not None, f"{run_dir} has no checkpoint"
+    return {
+        "folder": folder.name,
+        "model": load_weights(folder / MODEL),
+        "ema": load_weights(folder / EMA),
+        "state": load_state(folder / STATE),
+    }
+
+
+def assert_identical(a: Any, b: Any, where: str = "") -> None:
+    """Bit-for-bit equality of nested dicts/lists of tensors and numbers."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), where
+        for k in a:
+            assert_identical(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_identical(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"
