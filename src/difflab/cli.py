@@ -18,15 +18,18 @@ from typing import Any, NoReturn, get_args, get_origin, get_type_hints
 import numpy as np
 import torch
 
-from difflab import distributed
+from difflab import distributed, image_commands
 from difflab.checkpoint import atomic_write_bytes
 from difflab.config import OPTION_HELP, RESUMABLE_CHANGES, TrainConfig, make_config, read_config_file
+from difflab.data.image_source import IMAGE_SETS, is_image_spec, load_image_set
 from difflab.data.source import is_builtin, load_points
 from difflab.data.toy import DATASETS, PointData
 from difflab.denoiser import CLIP_KINDS
 from difflab.errors import UserError
 from difflab.generate import generate
+from difflab.image_run import image_training_set
 from difflab.metrics import QualityReport, quality
+from difflab.models.unet import param_count
 from difflab.run import CONFIG, LoadedRun, load_run, read_run_config
 from difflab.samplers import SAMPLERS, VARIANCE_KINDS
 from difflab.schedule import spaced_timesteps
@@ -123,8 +126,13 @@ def cmd_train(args: argparse.Namespace) -> None:
     run_dir, cfg, resuming = _train_config(args)
     world, device = distributed.start(cfg.device)
     try:
-        data = load_points(cfg.data, cfg.n_data, cfg.seed)
-        trainer = Trainer(cfg, point_training_set(data, cfg), run_dir, world=world, device=device)
+        if is_image_spec(cfg.data):
+            data = image_training_set(load_image_set(cfg.data, "train"), cfg)
+        else:
+            data = point_training_set(load_points(cfg.data, cfg.n_data, cfg.seed), cfg)
+        trainer = Trainer(cfg, data, run_dir, world=world, device=device)
+        if world.is_main:
+            print(f"{cfg.model} with {param_count(trainer.denoiser.model):,} parameters", flush=True)
         if resuming and trainer.restore() and trainer.step > cfg.steps:
             raise UserError(f"{run_dir} is already at step {trainer.step}, past --steps {cfg.steps}")
         start_step = trainer.step
@@ -221,10 +229,12 @@ def _add_sampling_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--sampler",
         choices=sorted(SAMPLERS),
-        default="ddpm",
-        help="ddpm (ancestral), ddim, dpmpp_2m (DPM-Solver++ 2M), heun (2K-1 model calls); default ddpm",
+        default=None,
+        help="ddpm (ancestral), ddim, dpmpp_2m (DPM-Solver++ 2M), heun (2K-1 model calls); default ddpm, images ddim",
     )
-    p.add_argument("--steps", type=int, default=None, help="respace to this many steps (trailing; default: all)")
+    p.add_argument(
+        "--steps", type=int, default=None, help="respace to this many steps (trailing; default: all; images: 50)"
+    )
     p.add_argument("--eta", type=float, default=0.0, help="DDIM η: 0 deterministic, 1 ancestral-like")
     p.add_argument(
         "--variance",
@@ -264,16 +274,21 @@ def load_sampling_run(args: argparse.Namespace) -> LoadedRun:
     _check_sampling_args(args, len(run.schedule))
     if args.clip is not None:
         run.denoiser.clip = args.clip
+    if args.sampler is None and not image_commands.is_image_run(run):
+        args.sampler = "ddpm"
     return run
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
     out = Path(args.out)
-    if out.suffix not in (".npy", ".csv"):
-        raise UserError(f"{out}: output must end in .npy or .csv")
     if args.n < 1:
         raise UserError("--n must be at least 1")
     run = load_sampling_run(args)
+    if image_commands.is_image_run(run):
+        print(image_commands.sample(run, args, parse_class(run, args.cls)))
+        return
+    if out.suffix not in (".npy", ".csv"):
+        raise UserError(f"{out}: output must end in .npy or .csv")
     samples = run.to_data_units(draw(run, args, args.n, args.seed, labels=class_labels(run, args, args.n)))
     out.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
@@ -332,6 +347,12 @@ def evaluate(args: argparse.Namespace) -> tuple[QualityReport, int, int]:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
+    run = load_sampling_run(args)
+    if image_commands.is_image_run(run):
+        if args.per_class < 2:
+            raise UserError("--per-class must be at least 2")
+        print(image_commands.evaluate(run, args))
+        return
     if args.nll:
         if args.n < 2:
             raise UserError("--n must be at least 2")
@@ -376,6 +397,9 @@ def cmd_plot(args: argparse.Namespace) -> None:
     run = load_sampling_run(args)
     out = Path(args.out) if args.out else Path(args.run) / "plots"
     out.mkdir(parents=True, exist_ok=True)
+    if image_commands.is_image_run(run):
+        print(image_commands.plot(run, args, out))
+        return
     truth, _ = reference_data(run, args.n, args.seed)
     names = run.info.class_names if run.cfg.conditional else None
     data_labels = truth.labels if names else None
@@ -422,6 +446,9 @@ def cmd_animate(args: argparse.Namespace) -> None:
 
     run = load_sampling_run(args)
     out = Path(args.out) if args.out else Path(args.run) / "plots" / "denoising.gif"
+    if image_commands.is_image_run(run):
+        print(image_commands.animate(run, args, out))
+        return
     labels = class_labels(run, args, args.n, every_class=True)
     final, states = record_trajectory(run, args, args.n, keep=args.frames, labels=labels)
     everything = np.concatenate([final] + [x for _, x in states[-len(states) // 2 :]])
@@ -432,6 +459,10 @@ def cmd_animate(args: argparse.Namespace) -> None:
     frames = [(f"t = {t}", x) for t, x in states] + [("x0 (generated)", final)]
     plots.write_gif(frames, out, limits=limits, labels=None if labels is None else labels.numpy())
     print(f"wrote {len(frames)}-frame animation to {out}")
+
+
+def cmd_write(args: argparse.Namespace) -> None:
+    print(image_commands.write(load_sampling_run(args), args))
 
 
 def cmd_datasets(args: argparse.Namespace) -> None:
@@ -448,8 +479,10 @@ def cmd_datasets(args: argparse.Namespace) -> None:
         np.savetxt(out, cols, delimiter=",", header=header, comments="", fmt="%.6g")
         print(f"wrote {args.n} points of {name} to {out}")
         return
-    width = max(map(len, DATASETS))
+    width = max(map(len, [*DATASETS, *IMAGE_SETS]))
     for name, (_, description) in DATASETS.items():
+        print(f"{name:<{width}}  {description}")
+    for name, description in IMAGE_SETS.items():
         print(f"{name:<{width}}  {description}")
 
 
@@ -474,6 +507,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="energy distance of fresh samples to fresh data, with its floor")
     p.add_argument("run", help="run directory")
     p.add_argument("--n", type=int, default=5000, help="points per set (default 5000)")
+    p.add_argument("--per-class", type=int, default=50, help="image runs: samples per class (default 50)")
     p.add_argument(
         "--nll",
         action="store_true",
@@ -508,6 +542,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=int, default=40, help="frames before the final one (default 40)")
     _add_sampling_options(p)
     p.set_defaults(func=cmd_animate)
+
+    p = sub.add_parser("write", help="render text with a class-conditional character model")
+    p.add_argument("run", help="run directory of a conditional image run")
+    p.add_argument("text", help='the text, e.g. "HELLO 42"; spaces are blank cells')
+    p.add_argument("--out", required=True, help="output .png")
+    p.add_argument("--scale", type=int, default=3, help="pixel enlargement (default 3)")
+    _add_sampling_options(p)
+    p.set_defaults(func=cmd_write)
 
     p = sub.add_parser("datasets", help="list built-in datasets, or export one to CSV")
     p.add_argument("--export", nargs=2, metavar=("NAME", "OUT_CSV"), help="write NAME's points to a CSV")

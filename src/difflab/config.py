@@ -15,12 +15,14 @@ from difflab.denoiser import ClipKind
 from difflab.distributed import DeviceChoice
 from difflab.errors import UserError
 from difflab.models.mlp import TimeEmbedding
+from difflab.models.unet import UNetSize
 from difflab.objectives import LossKind, Weighting
 from difflab.process import Target
 from difflab.samplers import VarianceKind
 from difflab.schedule import ScheduleName
 
 Precision = Literal["auto", "fp32", "bf16"]
+ModelName = Literal["mlp", "unet"]
 
 
 @dataclass
@@ -42,6 +44,8 @@ class TrainConfig:
     weighting: Weighting = "simple"
     loss: LossKind = "l2"
     min_snr_gamma: float = 5.0
+    model: ModelName = "mlp"
+    unet_size: UNetSize = "small"
     hidden: int = 128
     depth: int = 3
     time_embedding: TimeEmbedding = "sinusoidal"
@@ -64,6 +68,8 @@ class TrainConfig:
 
 #: What the less obvious options mean, for `difflab train --help`.
 OPTION_HELP = {
+    "model": "mlp for points, unet for images (C, H, W with H, W divisible by 4)",
+    "unet_size": "small (~0.8M parameters, CPU) or base (~5.3M, GPU)",
     "target": "what the network predicts; every sampler works with any of them",
     "weighting": "per-timestep loss weight: simple = uniform on the target's error; elbo = ½(SNR_{t-1} - SNR_t) "
     "and min_snr = min(SNR, γ) on the x0 error, converted to the target",

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from difflab import __version__
 from difflab.checkpoint import (
@@ -35,6 +36,7 @@ from difflab.denoiser import Denoiser, DenoiserFn, Guided, Unconditional
 from difflab.errors import UserError
 from difflab.learned_schedule import LearnedScheduleModel
 from difflab.models.mlp import MLP
+from difflab.models.unet import SIZE_MULTIPLE, UNet
 from difflab.schedule import Schedule, make_schedule
 
 CONFIG = "config.json"
@@ -77,6 +79,16 @@ class DataInfo:
         return cls(tuple(int(k) for k in d["shape"]), MinMaxScaler.from_dict(d["scaler"]), d.get("class_names"))
 
 
+def _unet(cfg: TrainConfig, info: DataInfo, num_classes: int, out_factor: int) -> UNet:
+    """The U-Net for (C, H, W) items; H and W must survive two halvings."""
+    if len(info.shape) != 3:
+        raise UserError(f"--model unet needs images (C, H, W); {cfg.data} has items of shape {info.shape}")
+    c, h, w = info.shape
+    if h % SIZE_MULTIPLE or w % SIZE_MULTIPLE:
+        raise UserError(f"--model unet needs height and width divisible by {SIZE_MULTIPLE}; {cfg.data} is {h}×{w}")
+    return UNet(c, size=cfg.unet_size, num_classes=num_classes, out_channels=c * out_factor)
+
+
 def build_denoiser(cfg: TrainConfig, info: DataInfo) -> Denoiser:
     """Network + schedule + parameterization for a config.
 
@@ -84,15 +96,19 @@ def build_denoiser(cfg: TrainConfig, info: DataInfo) -> Denoiser:
     freshly initialized γ, and `refresh_schedule` must follow every change of the weights.
     """
     num_classes = info.num_classes if cfg.conditional else 0
-    net = MLP(
-        info.dim,
-        hidden=cfg.hidden,
-        depth=cfg.depth,
-        time_embedding=cfg.time_embedding,
-        fourier_features=cfg.fourier_features,
-        num_classes=num_classes,
-        out_dim=info.dim * (2 if cfg.learned_variance else 1),
-    )
+    out_factor = 2 if cfg.learned_variance else 1
+    if cfg.model == "unet":
+        net: nn.Module = _unet(cfg, info, num_classes, out_factor)
+    else:
+        net = MLP(
+            info.dim,
+            hidden=cfg.hidden,
+            depth=cfg.depth,
+            time_embedding=cfg.time_embedding,
+            fourier_features=cfg.fourier_features,
+            num_classes=num_classes,
+            out_dim=info.dim * out_factor,
+        )
     if cfg.schedule == "learned":
         model = LearnedScheduleModel(net)
         return Denoiser(model, model.schedule(cfg.timesteps), cfg.target, clip=cfg.clip)
