@@ -24,10 +24,10 @@ from difflab.schedule import Schedule
 class PositiveLinear(nn.Module):
     """A linear layer with weights softplus(w) > 0, so it is increasing in every input (VDM's monotone layers)."""
 
-    def __init__(self, fan_in: int, fan_out: int) -> None:
+    def __init__(self, fan_in: int, fan_out: int, *, bias: bool = True) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.randn(fan_out, fan_in) / math.sqrt(fan_in))
-        self.bias = nn.Parameter(torch.zeros(fan_out))
+        self.bias = nn.Parameter(torch.zeros(fan_out)) if bias else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, F.softplus(self.weight), self.bias)
@@ -44,7 +44,9 @@ class MonotoneLogSNR(nn.Module):
         super().__init__()
         self.l1 = PositiveLinear(1, 1)
         self.l2 = PositiveLinear(1, hidden)
-        self.l3 = PositiveLinear(hidden, 1)
+        # No bias: an additive constant cancels in the rescaling to s(0) = 0, so its gradient would be pure
+        # rounding noise, which Adam turns into steps of size lr.
+        self.l3 = PositiveLinear(hidden, 1, bias=False)
         self.gamma_min = nn.Parameter(torch.tensor(float(gamma_min)))
         gap = gamma_max - gamma_min
         self.gap = nn.Parameter(torch.tensor(gap + math.log(-math.expm1(-gap))))  # softplus⁻¹(gap)
