@@ -28,7 +28,7 @@ $(VENV)/.installed-test: $(VENV)/.installed
 
 demo: $(VENV)/.installed
 	rm -rf $(DEMO)
-	$(BIN)/difflab train --data moons --out $(DEMO)
+	$(BIN)/difflab train --data moons --out $(DEMO) --steps 6000
 	$(BIN)/difflab sample $(DEMO) --n 10000 --out $(DEMO)/samples.csv
 	$(BIN)/difflab evaluate $(DEMO)
 	$(BIN)/difflab plot $(DEMO)
