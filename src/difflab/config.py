@@ -39,7 +39,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     ema_decay: float = 0.995
     schedule: ScheduleName = "cosine"
-    timesteps: int = 200
+    timesteps: int = 1000
     target: Target = "eps"
     weighting: Weighting = "simple"
     loss: LossKind = "l2"
