@@ -3,7 +3,7 @@
     python benchmarks/series.py [--datasets moons circles ...] [--steps N] [--n 5000]
 
 Quality is `difflab evaluate`'s number: the energy distance between 5000 fresh samples (full
-ancestral chain) and 5000 fresh i.i.d. data points, divided by the same distance between two
+ancestral chain) and 5000 fresh i.i.d. data points, divided by the mean of the same distance for four
 independent draws of the data (the floor). Target: ratio ≤ 2 for every dataset.
 """
 
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from difflab.cli import reference_data
 from difflab.config import make_config
 from difflab.data.toy import SERIES_DATASETS, builtin
 from difflab.generate import generate
@@ -25,14 +26,15 @@ from difflab.samplers import sample_ddpm
 from difflab.train import Trainer, point_training_set
 
 
-def evaluate_run(run_dir: Path, data: str, n: int, seed: int = 0) -> tuple[float, float]:
+def evaluate_run(run_dir: Path, n: int, seed: int = 0) -> tuple[float, float]:
     """(ratio, sampling seconds) exactly as `difflab evaluate` computes it for a built-in set."""
     run = load_run(run_dir)
     start = time.perf_counter()
     x = generate(lambda s: run.bound(), sample_ddpm, run.schedule, n, run.info.shape, seed=seed)
     seconds = time.perf_counter() - start
-    truth, truth2 = (torch.as_tensor(builtin(data, n, seed + k).x) for k in (1_000_003, 2_000_003))
-    return quality(torch.as_tensor(run.to_data_units(x)), truth, truth2).ratio, seconds
+    truth, others = reference_data(run, n, seed)
+    refs = [torch.as_tensor(d.x) for d in others]
+    return quality(torch.as_tensor(run.to_data_units(x)), torch.as_tensor(truth.x), *refs).ratio, seconds
 
 
 def main() -> None:
@@ -52,7 +54,7 @@ def main() -> None:
             trainer = Trainer(cfg, point_training_set(builtin(name, cfg.n_data, cfg.seed), cfg), Path(tmp) / name)
             trainer.fit(progress=False)
             train_s = time.perf_counter() - start
-            ratio, sample_s = evaluate_run(Path(tmp) / name, name, args.n)
+            ratio, sample_s = evaluate_run(Path(tmp) / name, args.n)
             print(f"| {name} | {cfg.steps} | {train_s:.1f} | {sample_s:.1f} | {ratio:.2f} |", flush=True)
 
 

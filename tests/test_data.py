@@ -122,3 +122,15 @@ def test_bad_npy_files(tmp_path: Path) -> None:
     trunc.write_bytes(trunc.read_bytes()[:90])
     with pytest.raises(UserError, match=r"trunc\.npy"):
         read_points(trunc)
+
+
+def test_quality_floor_is_the_mean_over_reference_draws() -> None:
+    from difflab.metrics import quality, standardize_like
+
+    truth, a, b, s = (torch.as_tensor(builtin("moons", 800, k).x) for k in (1, 2, 3, 4))
+    t, sa, sb = standardize_like(truth, a, b)
+    report = quality(s, truth, a, b)
+    assert report.floor == pytest.approx((energy_distance(sa, t) + energy_distance(sb, t)) / 2)
+    assert quality(s, truth, a).floor == pytest.approx(energy_distance(sa, t))
+    with pytest.raises(ValueError, match="reference"):
+        quality(s, truth)

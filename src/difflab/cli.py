@@ -304,15 +304,21 @@ def cmd_sample(args: argparse.Namespace) -> None:
 # --- evaluate ---
 
 
-def reference_data(run: LoadedRun, n: int, seed: int) -> tuple[PointData, PointData]:
-    """Two independent draws of the truth: fresh i.i.d. draws for built-in sets, two halves of a user file."""
+#: Independent data draws averaged into the floor of `difflab evaluate` for built-in sets.
+FLOOR_DRAWS = 4
+
+
+def reference_data(run: LoadedRun, n: int, seed: int) -> tuple[PointData, list[PointData]]:
+    """The truth and independent draws of it for the floor: fresh i.i.d. draws for built-in sets
+    (`FLOOR_DRAWS` of them), the other half of a user file."""
     spec = run.cfg.data
     if is_builtin(spec):
-        return load_points(spec, n, seed + 1_000_003), load_points(spec, n, seed + 2_000_003)
+        others = [load_points(spec, n, seed + 2_000_003 + k) for k in range(FLOOR_DRAWS)]
+        return load_points(spec, n, seed + 1_000_003), others
     data = load_points(spec, 0, 0)
     order = np.random.default_rng(seed).permutation(len(data.x))
     half = min(n, len(data.x) // 2)
-    return data.subset(order[:half]), data.subset(order[half : 2 * half])
+    return data.subset(order[:half]), [data.subset(order[half : 2 * half])]
 
 
 def print_nll(run: LoadedRun, args: argparse.Namespace, truth: np.ndarray) -> None:
@@ -340,9 +346,10 @@ def evaluate(args: argparse.Namespace) -> tuple[QualityReport, int, int]:
     if args.n < 2:
         raise UserError("--n must be at least 2")
     run = load_sampling_run(args)
-    truth, truth2 = (d.x for d in reference_data(run, args.n, args.seed))
+    truth_data, others = reference_data(run, args.n, args.seed)
+    truth = truth_data.x
     samples = run.to_data_units(draw(run, args, len(truth), args.seed, labels=class_labels(run, args, len(truth))))
-    report = quality(torch.as_tensor(samples), torch.as_tensor(truth), torch.as_tensor(truth2))
+    report = quality(torch.as_tensor(samples), torch.as_tensor(truth), *(torch.as_tensor(d.x) for d in others))
     return report, len(truth), args.steps or len(run.schedule)
 
 
