@@ -37,7 +37,7 @@ class TrainConfig:
     lr: float = 2e-3
     lr_warmup: int = 100
     grad_clip: float = 1.0
-    ema_decay: float = 0.995
+    ema_decay: float = 0.999
     schedule: ScheduleName = "cosine"
     timesteps: int = 1000
     target: Target = "eps"
