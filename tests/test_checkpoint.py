@@ -14,7 +14,7 @@ from difflab.data.order import EpochOrder
 from difflab.errors import UserError
 from difflab.run import CONFIG, latest_checkpoint_dir, load_run, read_checkpoint, read_run_config
 from difflab.train import ema_update
-from tests.train_helpers import assert_identical, final_state, tiny_trainer
+from tests.train_helpers import assert_identical, crash_at_step_7, final_state, tiny_trainer
 
 
 def test_commit_switches_latest_and_drops_the_older_checkpoint(tmp_path: Path) -> None:
@@ -72,21 +72,7 @@ def test_an_orphan_folder_from_a_crash_before_the_pointer_switch_is_replaced(tmp
 
 def test_restore_then_continue_equals_one_uninterrupted_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Crash at step 7 (mid log interval, after the step-5 checkpoint): resuming from step 5 is exact."""
-    whole = tiny_trainer(tmp_path / "whole")
-    whole.fit(progress=False)
-
-    cut = tiny_trainer(tmp_path / "cut")
-    real_step = cut.train_step
-
-    def crash_after_7() -> tuple[float, bool]:
-        if cut.step == 7:
-            raise RuntimeError("simulated crash")
-        return real_step()
-
-    monkeypatch.setattr(cut, "train_step", crash_after_7)
-    with pytest.raises(RuntimeError, match="simulated crash"):
-        cut.fit(progress=False)
-    resumed = tiny_trainer(tmp_path / "cut")
+    _, resumed = crash_at_step_7(tmp_path, monkeypatch)
     assert resumed.restore() and resumed.step == 5
     resumed.fit(progress=False)
     assert_identical(final_state(tmp_path / "cut"), final_state(tmp_path / "whole"))

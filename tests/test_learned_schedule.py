@@ -25,7 +25,7 @@ from difflab.run import load_run
 from difflab.samplers import SAMPLERS
 from difflab.schedule import spaced_timesteps
 from difflab.testing import GaussianData
-from tests.train_helpers import TINY, assert_identical, cli_args, final_state, tiny_trainer
+from tests.train_helpers import TINY, assert_identical, cli_args, crash_at_step_7, final_state
 
 GAUSS = GaussianData(torch.tensor([0.3, -0.2]), torch.tensor([[0.25, 0.1], [0.1, 0.09]]))
 
@@ -146,20 +146,7 @@ def test_a_resumed_learned_run_is_bit_identical_to_an_uninterrupted_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Crash at step 7, after the step-5 checkpoint: resuming from step 5 ends exactly as the whole run."""
-    whole = tiny_trainer(tmp_path / "whole", schedule="learned")
-    whole.fit(progress=False)
-    cut = tiny_trainer(tmp_path / "cut", schedule="learned")
-    real_step = cut.train_step
-
-    def crash_after_7() -> tuple[float, bool]:
-        if cut.step == 7:
-            raise RuntimeError("simulated crash")
-        return real_step()
-
-    monkeypatch.setattr(cut, "train_step", crash_after_7)
-    with pytest.raises(RuntimeError, match="simulated crash"):
-        cut.fit(progress=False)
-    resumed = tiny_trainer(tmp_path / "cut", schedule="learned")
+    whole, resumed = crash_at_step_7(tmp_path, monkeypatch, schedule="learned")
     built = resumed.denoiser.schedule.alphas_cumprod
     assert resumed.restore() and resumed.step == 5
     # restoring re-discretizes the restored γ

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 
 from difflab.checkpoint import load_state, load_weights
@@ -91,3 +92,24 @@ def assert_identical(a: Any, b: Any, where: str = "") -> None:
             assert_identical(x, y, f"{where}[{i}]")
     else:
         assert a == b, f"{where}: {a!r} != {b!r}"
+
+
+def crash_at_step_7(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **changes: Any) -> tuple[Trainer, Trainer]:
+    """Train `whole` uninterrupted and a `cut` run that crashes at step 7, after its step-5 checkpoint.
+
+    Returns the finished whole trainer and a fresh, not yet restored trainer on the cut run's directory.
+    """
+    whole = tiny_trainer(tmp_path / "whole", **changes)
+    whole.fit(progress=False)
+    cut = tiny_trainer(tmp_path / "cut", **changes)
+    real_step = cut.train_step
+
+    def crash_after_7() -> tuple[float, bool]:
+        if cut.step == 7:
+            raise RuntimeError("simulated crash")
+        return real_step()
+
+    monkeypatch.setattr(cut, "train_step", crash_after_7)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        cut.fit(progress=False)
+    return whole, tiny_trainer(tmp_path / "cut", **changes)
