@@ -16,25 +16,17 @@ from pathlib import Path
 
 import torch
 
-from difflab.cli import reference_data
+from difflab.cli import build_parser, evaluate
 from difflab.config import make_config
 from difflab.data.toy import SERIES_DATASETS, builtin
-from difflab.generate import generate
-from difflab.metrics import quality
-from difflab.run import load_run
-from difflab.samplers import sample_ddpm
 from difflab.train import Trainer, point_training_set
 
 
-def evaluate_run(run_dir: Path, n: int, seed: int = 0) -> tuple[float, float]:
-    """(ratio, sampling seconds) exactly as `difflab evaluate` computes it for a built-in set."""
-    run = load_run(run_dir)
+def evaluate_run(run_dir: Path, n: int) -> tuple[float, float]:
+    """(ratio, seconds) of `difflab evaluate RUN --n n`: the same code path, so the table is what it prints."""
     start = time.perf_counter()
-    x = generate(lambda s: run.bound(), sample_ddpm, run.schedule, n, run.info.shape, seed=seed)
-    seconds = time.perf_counter() - start
-    truth, others = reference_data(run, n, seed)
-    refs = [torch.as_tensor(d.x) for d in others]
-    return quality(torch.as_tensor(run.to_data_units(x)), torch.as_tensor(truth.x), *refs).ratio, seconds
+    report, _, _ = evaluate(build_parser().parse_args(["evaluate", str(run_dir), "--n", str(n)]))
+    return report.ratio, time.perf_counter() - start
 
 
 def main() -> None:
@@ -45,7 +37,7 @@ def main() -> None:
     args = parser.parse_args()
     overrides = dict(kv.split("=", 1) for kv in args.set)
     print(f"torch threads: {torch.get_num_threads()}; overrides: {overrides or 'none (defaults)'}")
-    print(f"| dataset | train steps | train time (s) | sampling {args.n} (s) | ratio (distance / floor) |")
+    print(f"| dataset | train steps | train time (s) | evaluate, n={args.n} (s) | ratio (distance / floor) |")
     print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.datasets:

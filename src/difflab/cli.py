@@ -338,14 +338,15 @@ def print_nll(run: LoadedRun, args: argparse.Namespace, truth: np.ndarray) -> No
     )
 
 
-def evaluate(args: argparse.Namespace) -> tuple[QualityReport, int, int]:
+def evaluate(args: argparse.Namespace, run: LoadedRun | None = None) -> tuple[QualityReport, int, int]:
     """Energy distance of fresh samples to fresh data with its floor, points per set, and sampling steps.
 
     The benchmarks call this too, so their tables measure exactly what `difflab evaluate` prints.
+    `run` avoids loading the weights again when the caller already has them.
     """
     if args.n < 2:
         raise UserError("--n must be at least 2")
-    run = load_sampling_run(args)
+    run = run or load_sampling_run(args)
     truth_data, others = reference_data(run, args.n, args.seed)
     truth = truth_data.x
     samples = run.to_data_units(draw(run, args, len(truth), args.seed, labels=class_labels(run, args, len(truth))))
@@ -363,10 +364,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     if args.nll:
         if args.n < 2:
             raise UserError("--n must be at least 2")
-        run = load_sampling_run(args)
         print_nll(run, args, reference_data(run, args.n, args.seed)[0].x)
         return
-    report, n, steps = evaluate(args)
+    report, n, steps = evaluate(args, run)
     print(
         f"energy distance {report.distance:.5f}  floor {report.floor:.5f}  ratio {report.ratio:.2f}  "
         f"(n={n}, standardized, sampler {args.sampler}, steps {steps})"
