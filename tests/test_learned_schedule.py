@@ -25,7 +25,7 @@ from difflab.run import load_run
 from difflab.samplers import SAMPLERS
 from difflab.schedule import spaced_timesteps
 from difflab.testing import GaussianData
-from tests.train_helpers import TINY, assert_identical, cli_args, crash_at_step_7, final_state
+from tests.train_helpers import TINY, assert_identical, cli_args, crash_at_step_7, final_state, tiny_trainer
 
 GAUSS = GaussianData(torch.tensor([0.3, -0.2]), torch.tensor([[0.25, 0.1], [0.1, 0.09]]))
 
@@ -172,3 +172,17 @@ def test_options_the_vdm_bound_ignores_are_refused(
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err, err
     assert not (tmp_path / "r").exists()
+
+
+def test_training_warns_when_a_schedule_does_not_end_near_pure_noise(tmp_path: Path) -> None:
+    with pytest.warns(UserWarning, match="schedule 'series' .* not ≈ 0"):
+        tiny_trainer(tmp_path / "series", schedule="series", steps=2).fit(progress=False)
+
+
+def test_a_learned_schedule_is_checked_again_after_training(tmp_path: Path) -> None:
+    """γ_1 moves while training; a schedule that ends far from noise must be reported after fit too."""
+    trainer = tiny_trainer(tmp_path / "learned", schedule="learned", steps=2)
+    with torch.no_grad():
+        trainer.denoiser.model.gamma.gap.fill_(0.5)  # γ_1 = -10 + softplus(0.5) ≈ -9: ᾱ_T ≈ 1
+    with pytest.warns(UserWarning, match="after training ends at"):
+        trainer.fit(progress=False)

@@ -413,15 +413,20 @@ class Trainer:
             for s, handler in previous.items():
                 signal.signal(s, handler)
 
-    def fit(self, *, progress: bool | None = None) -> TrainResult:
-        """Train until `cfg.steps`, checkpointing every `checkpoint_every` steps, at the end, and on a signal."""
+    def _warn_terminal(self, when: str) -> None:
+        """Warn if the schedule does not end near pure noise. A learned schedule moves its end point
+        (γ_max) while training, so it is checked again after training."""
         terminal = self.denoiser.schedule.terminal_alpha_bar
         if terminal > TERMINAL_ALPHA_BAR_WARN and self.world.is_main:
             warnings.warn(
-                f"schedule '{self.cfg.schedule}' with T={self.cfg.timesteps} ends at ᾱ={terminal:.3g}, not ≈ 0: "
-                "sampling from N(0, I) starts from the wrong distribution",
-                stacklevel=2,
+                f"schedule '{self.cfg.schedule}' with T={self.cfg.timesteps} {when}ends at ᾱ={terminal:.3g}, "
+                "not ≈ 0: sampling from N(0, I) starts from the wrong distribution",
+                stacklevel=3,
             )
+
+    def fit(self, *, progress: bool | None = None) -> TrainResult:
+        """Train until `cfg.steps`, checkpointing every `checkpoint_every` steps, at the end, and on a signal."""
+        self._warn_terminal("")
         self.begin()
         if self.step and self.world.is_main:
             print(f"resuming {self.run_dir} from step {self.step}", file=sys.stderr)
@@ -447,5 +452,7 @@ class Trainer:
                     raise Interrupted(self.stop_signal or signal.SIGTERM, self.step, self.run_dir)
         bar.close()
         refresh_schedule(self.denoiser)
+        if self.cfg.schedule == "learned":
+            self._warn_terminal("after training ")
         last = self.metrics[-1]["loss"] if self.metrics else float("nan")
         return TrainResult(self.step, last, time.perf_counter() - start_time)
