@@ -42,6 +42,17 @@ def test_sample_npy_and_png(run_dir: Path, tmp_path: Path) -> None:
     assert Image.open(tmp_path / "s.png").size == (2 * (2 * 30 + 2),) * 2  # 2×2 grid, 2-pixel pads, scale 2
 
 
+def test_images_clip_by_default_and_clip_none_turns_it_off(run_dir: Path, tmp_path: Path) -> None:
+    """`--clip` reaches image sampling: the default clips x̂_0 to the pixel range, `--clip none` does not."""
+    paths = {c: tmp_path / f"{c}.npy" for c in ("default", "clip", "none")}
+    for clip, path in paths.items():
+        flags = [] if clip == "default" else ["--clip", clip]
+        assert main(["sample", str(run_dir), "--n", "4", "--class", "3", "--out", str(path), *FAST, *flags]) == 0
+    images = {c: np.load(p) for c, p in paths.items()}
+    assert np.array_equal(images["default"], images["clip"])
+    assert not np.array_equal(images["clip"], images["none"])
+
+
 def test_write_renders_text_and_rejects_unknown_characters(
     run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

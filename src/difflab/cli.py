@@ -255,7 +255,7 @@ def _add_sampling_options(p: argparse.ArgumentParser) -> None:
         choices=CLIP_KINDS,
         default=None,
         help="predicted-x0 clipping at each step: none, clip to the data range, or dynamic thresholding "
-        "(Saharia et al. 2022) (default: the run's --clip)",
+        "(Saharia et al. 2022) (default: the run's --clip; image runs: clip)",
     )
     p.add_argument("--chunk-size", type=int, default=10_000, help="samples per batch (bounds memory)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")

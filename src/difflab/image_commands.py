@@ -20,7 +20,7 @@ from difflab.classifier import train_classifier
 from difflab.data.image_source import load_image_set
 from difflab.errors import UserError
 from difflab.image_metrics import image_quality
-from difflab.image_run import sample_images, to_uint8
+from difflab.image_run import DEFAULT_IMAGE_CLIP, sample_images, to_uint8
 from difflab.run import LoadedRun
 
 DEFAULT_SAMPLER = "ddim"
@@ -37,6 +37,7 @@ def sampling_options(run: LoadedRun, args: argparse.Namespace) -> dict[str, Any]
     sampler = args.sampler or DEFAULT_SAMPLER
     steps = args.steps or min(DEFAULT_STEPS, len(run.schedule))
     options: dict[str, Any] = {"sampler": sampler, "steps": steps, "guidance": args.guidance, "seed": args.seed}
+    options["clip"] = args.clip or DEFAULT_IMAGE_CLIP
     if sampler == "ddim":
         options["eta"] = args.eta
     elif sampler == "ddpm":
