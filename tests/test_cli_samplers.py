@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from difflab.cli import main
@@ -38,3 +39,21 @@ def test_learned_variance_and_nll(run_dir: Path, tmp_path: Path, capsys: pytest.
     assert match is not None and "steps 20" in text, text
     assert main(["evaluate", str(run_dir), "--n", "200", "--nll", "--steps", "4"]) == 0
     assert "steps 4" in capsys.readouterr().out
+
+
+def test_spacing_chooses_the_kept_timesteps(run_dir: Path, tmp_path: Path) -> None:
+    """Deterministic DDIM over 5 of 20 steps: the same spacing twice agrees, the two spacings do not."""
+    drawn = {}
+    for name, spacing in (("a", "trailing"), ("b", "trailing"), ("c", "linspace")):
+        out = tmp_path / f"{name}.npy"
+        flags = ["--sampler", "ddim", "--steps", "5", "--spacing", spacing, "--n", "20", "--seed", "3"]
+        assert main(["sample", str(run_dir), "--out", str(out), *flags]) == 0
+        drawn[name] = np.load(out)
+    assert np.array_equal(drawn["a"], drawn["b"])
+    assert not np.allclose(drawn["a"], drawn["c"])
+
+
+def test_an_unknown_spacing_is_refused(run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sample", str(run_dir), "--out", str(tmp_path / "s.npy"), "--spacing", "leading"])
+    assert exit_info.value.code == 2 and "leading" in capsys.readouterr().err

@@ -32,7 +32,7 @@ from difflab.metrics import QualityReport, quality
 from difflab.models.unet import param_count
 from difflab.run import CONFIG, LoadedRun, load_run, read_run_config
 from difflab.samplers import SAMPLERS, VARIANCE_KINDS
-from difflab.schedule import spaced_timesteps
+from difflab.schedule import Spacing, spaced_timesteps
 from difflab.train import Interrupted, Trainer, point_training_set
 from difflab.vlb import nll_bits_per_dim
 
@@ -201,7 +201,7 @@ def draw(
     """
     schedule = run.schedule
     if args.steps is not None:
-        schedule = schedule.respace(spaced_timesteps(len(schedule), args.steps))
+        schedule = schedule.respace(spaced_timesteps(len(schedule), args.steps, args.spacing))
     weight = args.guidance if guidance is None else guidance
     options: dict[str, Any] = {}
     if args.sampler == "ddpm":
@@ -232,8 +232,13 @@ def _add_sampling_options(p: argparse.ArgumentParser) -> None:
         default=None,
         help="ddpm (ancestral), ddim, dpmpp_2m (DPM-Solver++ 2M), heun (2K-1 model calls); default ddpm, images ddim",
     )
+    p.add_argument("--steps", type=int, default=None, help="respace to this many steps (default: all; images: 50)")
     p.add_argument(
-        "--steps", type=int, default=None, help="respace to this many steps (trailing; default: all; images: 50)"
+        "--spacing",
+        choices=get_args(Spacing),
+        default="trailing",
+        help="which timesteps --steps keeps: trailing (equal strides back from T-1) or linspace (an even grid "
+        "from T-1 down to 0); both start at T-1 (default trailing)",
     )
     p.add_argument("--eta", type=float, default=0.0, help="DDIM η: 0 deterministic, 1 ancestral-like")
     p.add_argument(
@@ -327,7 +332,7 @@ def print_nll(run: LoadedRun, args: argparse.Namespace, truth: np.ndarray) -> No
         raise UserError("--nll is defined for unconditional runs")
     schedule = run.schedule
     if args.steps is not None:
-        schedule = schedule.respace(spaced_timesteps(len(schedule), args.steps))
+        schedule = schedule.respace(spaced_timesteps(len(schedule), args.steps, args.spacing))
     variance = args.variance or run.cfg.sample_variance
     x0 = torch.as_tensor(run.info.scaler.transform(truth), dtype=torch.float32)
     generator = torch.Generator().manual_seed(args.seed)

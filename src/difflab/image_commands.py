@@ -38,6 +38,7 @@ def sampling_options(run: LoadedRun, args: argparse.Namespace) -> dict[str, Any]
     steps = args.steps or min(DEFAULT_STEPS, len(run.schedule))
     options: dict[str, Any] = {"sampler": sampler, "steps": steps, "guidance": args.guidance, "seed": args.seed}
     options["clip"] = args.clip or DEFAULT_IMAGE_CLIP
+    options["spacing"] = args.spacing
     if sampler == "ddim":
         options["eta"] = args.eta
     elif sampler == "ddpm":

@@ -204,9 +204,10 @@ def make_schedule(name: str, num_steps: int) -> Schedule:
     return Schedule.from_alphas_cumprod(ab)
 
 
-def spaced_timesteps(
-    num_train_steps: int, num_steps: int, spacing: Literal["trailing", "linspace"] = "trailing"
-) -> torch.Tensor:
+Spacing = Literal["trailing", "linspace"]
+
+
+def spaced_timesteps(num_train_steps: int, num_steps: int, spacing: Spacing = "trailing") -> torch.Tensor:
     """Pick `num_steps` of `num_train_steps` timesteps, always including the last one (T-1).
 
     ``trailing`` counts back from T-1 in equal strides (Lin et al. 2024, table 2); ``linspace``
