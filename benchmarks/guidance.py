@@ -41,7 +41,8 @@ def measure(run_dir: Path, weights: list[float], n: int, seed: int) -> list[str]
     energy-distance ratio against fresh data of that class (coverage); then unconditional (w = 0) class shares
     and ratio against all the data."""
     run = load_run(run_dir)
-    args = build_parser().parse_args(["sample", str(run_dir), "--out", "unused.npy", "--seed", str(seed)])
+    flags = ["--out", "unused.npy", "--seed", str(seed), "--sampler", "ddpm"]
+    args = build_parser().parse_args(["sample", str(run_dir), *flags])
     fresh, fresh2 = load_points(DATA, 20_000, seed + 7_000_001), load_points(DATA, 20_000, seed + 8_000_001)
     reference, ref_labels = torch.as_tensor(fresh.x), torch.as_tensor(fresh.labels)
     classes = range(run.info.num_classes)
