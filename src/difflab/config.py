@@ -40,7 +40,7 @@ class TrainConfig:
     ema_decay: float = 0.999
     schedule: ScheduleName = "cosine"
     timesteps: int = 1000
-    target: Target = "eps"
+    target: Target = "v"
     weighting: Weighting = "simple"
     loss: LossKind = "l2"
     min_snr_gamma: float = 5.0
