@@ -22,7 +22,7 @@ from difflab.classifier import train_classifier
 from difflab.config import make_config
 from difflab.data.image_source import load_image_set
 from difflab.image_metrics import image_quality
-from difflab.image_run import DEFAULT_GUIDANCE, image_training_set, sample_images, to_uint8
+from difflab.image_run import DEFAULT_IMAGE_GUIDANCE, image_training_set, sample_images, to_uint8
 from difflab.models.unet import param_count
 from difflab.run import STATE, load_run
 from difflab.train import Trainer
@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=CONFIG["steps"])
     parser.add_argument("--per-class", type=int, default=50, help="samples per class for the quality scores")
     parser.add_argument("--speed-n", type=int, default=100, help="samples per speed measurement")
-    parser.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE)
+    parser.add_argument("--guidance", type=float, default=DEFAULT_IMAGE_GUIDANCE)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = parser.parse_args()
     if args.threads:

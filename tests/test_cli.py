@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from difflab.cli import main
+from difflab.cli import DEFAULT_GUIDANCE, build_parser, main, resolve_sampling_defaults
+from difflab.run import load_run
 
 TINY = [
     "--steps",
@@ -201,3 +202,9 @@ def test_datasets_lists_and_exports(tmp_path: Path, capsys: pytest.CaptureFixtur
     f = tmp_path / "m.csv"
     assert main(["datasets", "--export", "moons", str(f), "--n", "20"]) == 0
     assert f.read_text().splitlines()[0] == "x0,x1,label"
+
+
+def test_point_runs_default_to_the_point_guidance_and_the_ancestral_sampler(run_dir: Path) -> None:
+    args = build_parser().parse_args(["sample", str(run_dir), "--out", "x.csv"])
+    resolve_sampling_defaults(args, load_run(run_dir))
+    assert args.guidance == DEFAULT_GUIDANCE == 3.0 and args.sampler == "ddpm"

@@ -11,8 +11,9 @@ import torch
 from PIL import Image
 
 from difflab import image_plots
-from difflab.cli import main
+from difflab.cli import build_parser, main, resolve_sampling_defaults
 from difflab.errors import UserError
+from difflab.image_run import DEFAULT_IMAGE_GUIDANCE
 from difflab.run import load_run
 
 TINY = ["--model", "unet", "--conditional", "--steps", "24", "--batch-size", "8", "--timesteps", "50"]
@@ -51,6 +52,16 @@ def test_images_clip_by_default_and_clip_none_turns_it_off(run_dir: Path, tmp_pa
     images = {c: np.load(p) for c, p in paths.items()}
     assert np.array_equal(images["default"], images["clip"])
     assert not np.array_equal(images["clip"], images["none"])
+
+
+def test_image_runs_default_to_the_image_guidance(run_dir: Path) -> None:
+    """Images sample at w = 2 unless told otherwise (point runs: w = 3, tests/test_cli.py)."""
+    args = build_parser().parse_args(["sample", str(run_dir), "--out", "x.png"])
+    resolve_sampling_defaults(args, load_run(run_dir))
+    assert args.guidance == DEFAULT_IMAGE_GUIDANCE == 2.0
+    args = build_parser().parse_args(["sample", str(run_dir), "--out", "x.png", "--guidance", "5"])
+    resolve_sampling_defaults(args, load_run(run_dir))
+    assert args.guidance == 5.0
 
 
 def test_write_renders_text_and_rejects_unknown_characters(

@@ -27,7 +27,7 @@ from difflab.data.toy import DATASETS, PointData
 from difflab.denoiser import CLIP_KINDS
 from difflab.errors import UserError
 from difflab.generate import generate
-from difflab.image_run import image_training_set
+from difflab.image_run import DEFAULT_IMAGE_GUIDANCE, image_training_set
 from difflab.metrics import QualityReport, quality
 from difflab.models.unet import param_count
 from difflab.run import CONFIG, LoadedRun, load_run, read_run_config
@@ -43,7 +43,7 @@ DEFAULT_GUIDANCE = 3.0
 GUIDANCE_HELP = (
     "classifier-free guidance weight w in ε̃ = ε(x,∅) + w·(ε(x,c) − ε(x,∅)) (Ho & Salimans 2022, eq. 6), "
     f"used with classes: 0 = unconditional, 1 = plain conditional, >1 = more on-class but less diverse "
-    f"(default {DEFAULT_GUIDANCE:g})"
+    f"(default {DEFAULT_GUIDANCE:g} for points, {DEFAULT_IMAGE_GUIDANCE:g} for images)"
 )
 
 
@@ -254,7 +254,7 @@ def _add_sampling_options(p: argparse.ArgumentParser) -> None:
         help="class name (or index when no class name is an integer) to generate; "
         "without it a conditional run samples unconditionally",
     )
-    p.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE, help=GUIDANCE_HELP)
+    p.add_argument("--guidance", type=float, default=None, help=GUIDANCE_HELP)
     p.add_argument(
         "--clip",
         choices=CLIP_KINDS,
@@ -279,9 +279,19 @@ def load_sampling_run(args: argparse.Namespace) -> LoadedRun:
     _check_sampling_args(args, len(run.schedule))
     if args.clip is not None:
         run.denoiser.clip = args.clip
-    if args.sampler is None and not image_commands.is_image_run(run):
-        args.sampler = "ddpm"
+    resolve_sampling_defaults(args, run)
     return run
+
+
+def resolve_sampling_defaults(args: argparse.Namespace, run: LoadedRun) -> None:
+    """Fill the options whose default depends on the kind of run: point runs sample with the full ancestral
+    chain and guidance `DEFAULT_GUIDANCE`, image runs (sampler chosen in `image_commands`) with
+    `DEFAULT_IMAGE_GUIDANCE`."""
+    image = image_commands.is_image_run(run)
+    if args.sampler is None and not image:
+        args.sampler = "ddpm"
+    if args.guidance is None:
+        args.guidance = DEFAULT_IMAGE_GUIDANCE if image else DEFAULT_GUIDANCE
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
@@ -351,7 +361,10 @@ def evaluate(args: argparse.Namespace, run: LoadedRun | None = None) -> tuple[Qu
     """
     if args.n < 2:
         raise UserError("--n must be at least 2")
-    run = run or load_sampling_run(args)
+    if run is None:
+        run = load_sampling_run(args)
+    else:
+        resolve_sampling_defaults(args, run)
     truth_data, others = reference_data(run, args.n, args.seed)
     truth = truth_data.x
     samples = run.to_data_units(draw(run, args, len(truth), args.seed, labels=class_labels(run, args, len(truth))))
