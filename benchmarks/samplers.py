@@ -19,6 +19,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import get_args
 
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
@@ -72,9 +73,9 @@ def ours(
 
 def make_diffusers(kind: str, run: LoadedRun, spacing: Spacing) -> object | None:
     """diffusers' scheduler for `kind` with the run's x̂_0 clipping, or None where it has no equivalent
-    (DPMSolverMultistep has dynamic thresholding but no plain clip)."""
+    (DPMSolverMultistep has dynamic thresholding but no plain clip; diffusers has no quadratic spacing)."""
     clip = run.denoiser.clip
-    if clip == "clip" and kind == "DPM":
+    if (clip == "clip" and kind == "DPM") or spacing == "quadratic":
         return None
     thresholding = {"thresholding": clip == "dynamic", "sample_max_value": 1.0}
     common = {
@@ -186,7 +187,7 @@ def main() -> None:
     p.add_argument("--datasets", nargs="+", default=["moons", "circles", "complex"])
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides for every run")
     p.add_argument("--clip", choices=CLIP_KINDS, default="none", help="x̂_0 clipping for every sampler")
-    p.add_argument("--spacing", choices=["trailing", "linspace"], default="trailing", help="respaced timesteps")
+    p.add_argument("--spacing", choices=get_args(Spacing), default="trailing", help="respaced timesteps")
     p.add_argument("--keep", type=Path, default=None, help="keep the trained runs here (and reuse them if present)")
     args = p.parse_args()
     extra = dict(item.split("=", 1) for item in args.set)

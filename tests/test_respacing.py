@@ -22,7 +22,7 @@ def test_trailing_matches_diffusers_definition_and_starts_at_last_step(train: in
     assert int(ts[-1]) == train - 1
 
 
-@pytest.mark.parametrize("spacing", ["trailing", "linspace"])
+@pytest.mark.parametrize("spacing", ["trailing", "linspace", "quadratic"])
 def test_every_spacing_starts_at_last_step_and_covers_the_extremes(spacing: str) -> None:
     for steps in range(1, 41):
         ts = spaced_timesteps(40, steps, spacing)  # type: ignore[arg-type]
@@ -33,10 +33,22 @@ def test_every_spacing_starts_at_last_step_and_covers_the_extremes(spacing: str)
     assert spaced_timesteps(40, 5, "linspace").tolist() == [0, 10, 20, 29, 39]
 
 
+def test_quadratic_spacing_follows_ddim_and_stays_distinct_at_every_count() -> None:
+    """round((T-1)(i/(K-1))²) where that is already distinct; consecutive steps near 0 where rounding repeats."""
+    assert spaced_timesteps(1000, 5, "quadratic").tolist() == [0, 62, 250, 562, 999]
+    expected = np.round(999 * np.linspace(0, 1, 20) ** 2).astype(int).tolist()
+    assert spaced_timesteps(1000, 20, "quadratic").tolist() == expected
+    for steps in range(2, 1001):
+        ts = spaced_timesteps(1000, steps, "quadratic")
+        assert len(ts) == steps and int(ts[0]) == 0 and int(ts[-1]) == 999
+        assert bool((ts[1:] > ts[:-1]).all()), steps
+    assert spaced_timesteps(1000, 100, "quadratic")[:4].tolist() == [0, 1, 2, 3]  # 999/99² ≈ 0.1 would repeat 0
+
+
 def test_bad_spacing_requests_are_refused() -> None:
     with pytest.raises(ValueError, match="between 1 and 40"):
         spaced_timesteps(40, 41)
-    with pytest.raises(ValueError, match="trailing or linspace"):
+    with pytest.raises(ValueError, match="trailing, linspace or quadratic"):
         spaced_timesteps(40, 4, "leading")  # type: ignore[arg-type]
 
 

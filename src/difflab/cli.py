@@ -237,8 +237,8 @@ def _add_sampling_options(p: argparse.ArgumentParser) -> None:
         "--spacing",
         choices=get_args(Spacing),
         default="trailing",
-        help="which timesteps --steps keeps: trailing (equal strides back from T-1) or linspace (an even grid "
-        "from T-1 down to 0); both start at T-1 (default trailing)",
+        help="which timesteps --steps keeps: trailing (equal strides back from T-1), linspace (an even grid "
+        "from T-1 down to 0) or quadratic (denser at low noise; DDIM's); all start at T-1 (default trailing)",
     )
     p.add_argument("--eta", type=float, default=0.0, help="DDIM η: 0 deterministic, 1 ancestral-like")
     p.add_argument(

@@ -204,28 +204,45 @@ def make_schedule(name: str, num_steps: int) -> Schedule:
     return Schedule.from_alphas_cumprod(ab)
 
 
-Spacing = Literal["trailing", "linspace"]
+Spacing = Literal["trailing", "linspace", "quadratic"]
 
 
 def spaced_timesteps(num_train_steps: int, num_steps: int, spacing: Spacing = "trailing") -> torch.Tensor:
     """Pick `num_steps` of `num_train_steps` timesteps, always including the last one (T-1).
 
     ``trailing`` counts back from T-1 in equal strides (Lin et al. 2024, table 2); ``linspace``
-    rounds an even grid from 0 to T-1 (one step is [T-1], not [0]). Both start the chain at
-    the noisiest trained step, which the "leading" spacing (0, T/K, 2T/K, ...) does not, so it is
-    not offered.
+    rounds an even grid from 0 to T-1 (one step is [T-1], not [0]); ``quadratic`` rounds
+    (T-1)·(i/(K-1))², i = 0..K-1 (Song et al. 2021, DDIM, appendix D.2), which spends more of the
+    steps at low noise, where fine structure is resolved; where rounding would repeat a timestep
+    near 0 the steps are pushed apart to consecutive ones. All start the chain at the noisiest
+    trained step, which the "leading" spacing (0, T/K, 2T/K, ...) does not, so it is not offered.
     """
     if not 1 <= num_steps <= num_train_steps:
         raise ValueError(f"steps must be between 1 and {num_train_steps}, got {num_steps}")
+    if spacing not in get_args(Spacing):
+        raise ValueError(f"unknown spacing {spacing!r}; choose trailing, linspace or quadratic")
+    last = num_train_steps - 1
+    if num_steps == 1:
+        return torch.tensor([last], dtype=torch.int64)  # one step must still be the noisiest
     if spacing == "trailing":
         stride = num_train_steps / num_steps
-        ts = torch.round(num_train_steps - 1 - torch.arange(num_steps) * stride).flip(0)
+        ts = torch.round(last - torch.arange(num_steps) * stride).flip(0)
     elif spacing == "linspace":
-        start = 0 if num_steps > 1 else num_train_steps - 1  # one step must still be the noisiest
-        ts = torch.linspace(start, num_train_steps - 1, num_steps).round()
+        ts = torch.linspace(0, last, num_steps).round()
     else:
-        raise ValueError(f"unknown spacing {spacing!r}; choose trailing or linspace")
+        ts = _strictly_increasing(torch.round(last * torch.linspace(0, 1, num_steps, dtype=torch.float64) ** 2), last)
     ts = ts.to(torch.int64)
     if bool((ts[1:] <= ts[:-1]).any()):
         raise AssertionError("spacing produced repeated timesteps")  # cannot happen for steps ≤ T
     return ts
+
+
+def _strictly_increasing(ts: torch.Tensor, last: int) -> torch.Tensor:
+    """Make a sorted grid from 0 to `last` strictly increasing: push repeats up, then pull the top back under `last`."""
+    out = ts.tolist()
+    for i in range(1, len(out)):
+        out[i] = max(out[i], out[i - 1] + 1)
+    out[-1] = last
+    for i in range(len(out) - 2, -1, -1):
+        out[i] = min(out[i], out[i + 1] - 1)
+    return torch.tensor(out)
