@@ -24,7 +24,7 @@ from difflab.data.image_source import load_image_set
 from difflab.image_metrics import image_quality
 from difflab.image_run import DEFAULT_IMAGE_GUIDANCE, image_training_set, sample_images, to_uint8
 from difflab.models.unet import param_count
-from difflab.run import STATE, load_run
+from difflab.run import latest_checkpoint_dir, load_run
 from difflab.train import Trainer
 
 CONFIG = {
@@ -69,7 +69,7 @@ def main() -> None:
     train, test = load_image_set("mnist5k", "train"), load_image_set("mnist5k", "test")
     rows: list[tuple[str, str]] = [("CPU threads", str(torch.get_num_threads()))]
 
-    if not (args.out / STATE).exists():
+    if latest_checkpoint_dir(args.out) is None:
         cfg = make_config({**CONFIG, "steps": args.steps, "seed": args.seed})
         trainer = Trainer(cfg, image_training_set(train, cfg), args.out)
         print(f"small U-Net: {param_count(trainer.denoiser.model):,} parameters; {cfg.steps} steps of {cfg.batch_size}")

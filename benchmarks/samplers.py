@@ -24,11 +24,12 @@ from typing import get_args
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 
+from difflab.cli import POINT_SPACING
 from difflab.config import make_config
 from difflab.data.source import load_points
 from difflab.denoiser import CLIP_KINDS
 from difflab.metrics import quality
-from difflab.run import STATE, LoadedRun, load_run
+from difflab.run import LoadedRun, latest_checkpoint_dir, load_run
 from difflab.samplers import SAMPLERS
 from difflab.schedule import Spacing, spaced_timesteps
 from difflab.train import Trainer, point_training_set
@@ -45,7 +46,7 @@ def train(data: str, steps: int, learned_variance: bool, root: Path, extra: dict
     options = {**extra, "data": data, "learned_variance": learned_variance} | ({"steps": steps} if steps else {})
     cfg = make_config(options)
     out = root / f"{data}-{'lv' if learned_variance else 'fixed'}"
-    if (out / STATE).exists():
+    if latest_checkpoint_dir(out) is not None:
         print(f"reusing {out}", flush=True)
     else:
         start = time.perf_counter()
@@ -187,7 +188,7 @@ def main() -> None:
     p.add_argument("--datasets", nargs="+", default=["moons", "circles", "complex"])
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides for every run")
     p.add_argument("--clip", choices=CLIP_KINDS, default="none", help="x̂_0 clipping for every sampler")
-    p.add_argument("--spacing", choices=get_args(Spacing), default="trailing", help="respaced timesteps")
+    p.add_argument("--spacing", choices=get_args(Spacing), default=POINT_SPACING, help="respaced timesteps")
     p.add_argument("--keep", type=Path, default=None, help="keep the trained runs here (and reuse them if present)")
     args = p.parse_args()
     extra = dict(item.split("=", 1) for item in args.set)

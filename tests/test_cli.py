@@ -204,7 +204,7 @@ def test_datasets_lists_and_exports(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert f.read_text().splitlines()[0] == "x0,x1,label"
 
 
-def test_point_runs_default_to_the_point_guidance_and_the_ancestral_sampler(run_dir: Path) -> None:
+def test_point_runs_default_to_point_guidance_ancestral_sampling_and_quadratic_spacing(run_dir: Path) -> None:
     args = build_parser().parse_args(["sample", str(run_dir), "--out", "x.csv"])
     resolve_sampling_defaults(args, load_run(run_dir))
-    assert args.guidance == DEFAULT_GUIDANCE == 3.0 and args.sampler == "ddpm"
+    assert args.guidance == DEFAULT_GUIDANCE == 3.0 and args.sampler == "ddpm" and args.spacing == "quadratic"

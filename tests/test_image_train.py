@@ -54,11 +54,11 @@ def test_images_clip_by_default_and_clip_none_turns_it_off(run_dir: Path, tmp_pa
     assert not np.array_equal(images["clip"], images["none"])
 
 
-def test_image_runs_default_to_the_image_guidance(run_dir: Path) -> None:
+def test_image_runs_default_to_the_image_guidance_and_trailing_spacing(run_dir: Path) -> None:
     """Images sample at w = 2 unless told otherwise (point runs: w = 3, tests/test_cli.py)."""
     args = build_parser().parse_args(["sample", str(run_dir), "--out", "x.png"])
     resolve_sampling_defaults(args, load_run(run_dir))
-    assert args.guidance == DEFAULT_IMAGE_GUIDANCE == 2.0
+    assert args.guidance == DEFAULT_IMAGE_GUIDANCE == 2.0 and args.spacing == "trailing"
     args = build_parser().parse_args(["sample", str(run_dir), "--out", "x.png", "--guidance", "5"])
     resolve_sampling_defaults(args, load_run(run_dir))
     assert args.guidance == 5.0
