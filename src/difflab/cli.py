@@ -139,6 +139,7 @@ def cmd_train(args: argparse.Namespace) -> None:
             raise UserError(f"{run_dir} is already at step {trainer.step}, past --steps {cfg.steps}")
         start_step = trainer.step
         result = trainer.fit()
+        distributed.finish(world)
     finally:
         distributed.stop(world)
     if world.is_main:
