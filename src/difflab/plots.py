@@ -74,7 +74,7 @@ def plot_comparison(
     Points with labels are coloured by class (generated ones by the class they were guided to).
     """
     pairs = _pairs(data.shape[1])
-    fig, axes = plt.subplots(len(pairs), 2, figsize=(9, 4.2 * len(pairs)), squeeze=False)
+    fig, axes = plt.subplots(len(pairs), 2, figsize=(9, 4.2 * len(pairs)), squeeze=False, layout="constrained")
     for row, pair in enumerate(pairs):
         _scatter(axes[row, 0], data, pair, data_labels, "data")
         _scatter(axes[row, 1], samples, pair, sample_labels, "generated")
