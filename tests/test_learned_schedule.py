@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from difflab.cli import main
+from difflab.cli import build_parser, main, resolve_sampling_defaults
 from difflab.denoiser import Denoiser, Unconditional
 from difflab.learned_schedule import (
     LearnedScheduleModel,
@@ -186,3 +186,10 @@ def test_a_learned_schedule_is_checked_again_after_training(tmp_path: Path) -> N
         trainer.denoiser.model.gamma.gap.fill_(0.5)  # γ_1 = -10 + softplus(0.5) ≈ -9: ᾱ_T ≈ 1
     with pytest.warns(UserWarning, match="after training ends at"):
         trainer.fit(progress=False)
+
+
+def test_a_learned_run_respaces_with_trailing_steps_by_default(learned_run: Path) -> None:
+    """Quadratic steps assume cosine-like spread of noise levels over t; a learned γ need not have it."""
+    args = build_parser().parse_args(["sample", str(learned_run), "--out", "x.csv"])
+    resolve_sampling_defaults(args, load_run(learned_run))
+    assert args.spacing == "trailing"
