@@ -41,7 +41,6 @@ EXIT_USER_ERROR = 2
 #: Chosen from benchmarks/guidance.py (see benchmarks/RESULTS-targets.md).
 DEFAULT_GUIDANCE = 3.0
 POINT_SPACING: Spacing = "quadratic"
-TRAILING: Spacing = "trailing"
 GUIDANCE_HELP = (
     "classifier-free guidance weight w in ε̃ = ε(x,∅) + w·(ε(x,c) − ε(x,∅)) (Ho & Salimans 2022, eq. 6), "
     f"used with classes: 0 = unconditional, 1 = plain conditional, >1 = more on-class but less diverse "
@@ -299,7 +298,7 @@ def resolve_sampling_defaults(args: argparse.Namespace, run: LoadedRun) -> None:
     if args.sampler is None and not image:
         args.sampler = "ddpm"
     if args.spacing is None:
-        args.spacing = POINT_SPACING if not image and run.cfg.schedule != "learned" else TRAILING
+        args.spacing = POINT_SPACING if not image and run.cfg.schedule != "learned" else "trailing"
     if args.guidance is None:
         args.guidance = DEFAULT_IMAGE_GUIDANCE if image else DEFAULT_GUIDANCE
 

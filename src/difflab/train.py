@@ -413,11 +413,12 @@ class Trainer:
             for s, handler in previous.items():
                 signal.signal(s, handler)
 
-    def _warn_terminal(self, when: str) -> None:
+    def _warn_terminal(self, *, after_training: bool = False) -> None:
         """Warn if the schedule does not end near pure noise. A learned schedule moves its end point
         (γ_max) while training, so it is checked again after training."""
         terminal = self.denoiser.schedule.terminal_alpha_bar
         if terminal > TERMINAL_ALPHA_BAR_WARN and self.world.is_main:
+            when = "after training " if after_training else ""
             warnings.warn(
                 f"schedule '{self.cfg.schedule}' with T={self.cfg.timesteps} {when}ends at ᾱ={terminal:.3g}, "
                 "not ≈ 0: sampling from N(0, I) starts from the wrong distribution",
@@ -426,7 +427,7 @@ class Trainer:
 
     def fit(self, *, progress: bool | None = None) -> TrainResult:
         """Train until `cfg.steps`, checkpointing every `checkpoint_every` steps, at the end, and on a signal."""
-        self._warn_terminal("")
+        self._warn_terminal()
         self.begin()
         if self.step and self.world.is_main:
             print(f"resuming {self.run_dir} from step {self.step}", file=sys.stderr)
@@ -453,6 +454,6 @@ class Trainer:
         bar.close()
         refresh_schedule(self.denoiser)
         if self.cfg.schedule == "learned":
-            self._warn_terminal("after training ")
+            self._warn_terminal(after_training=True)
         last = self.metrics[-1]["loss"] if self.metrics else float("nan")
         return TrainResult(self.step, last, time.perf_counter() - start_time)
