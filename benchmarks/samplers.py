@@ -1,8 +1,8 @@
 """Few-step sampling, learned variance and diffusers, on the same trained models.
 
-    python benchmarks/samplers.py [--train-steps N] [--n 2000] [--set target=eps] [--clip clip]
+    python benchmarks/samplers.py [--train-steps N] [--n 2000] [--spacing S] [--set target=eps] [--clip clip]
 
-For moons, circles and complex it trains one learned-variance model at the default config (ε target,
+For moons, circles and complex it trains one learned-variance model at the default config (v target,
 cosine, T = 1000; the hybrid loss L_simple + 0.001·L_vlb) and reports, per sampler × steps, the
 quality ratio (energy distance to fresh data / the mean distance of four independent draws of the
 data, as `difflab evaluate`; 1 is perfect) and the wall time to draw `n` samples. On moons it
@@ -24,7 +24,7 @@ from typing import get_args
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 
-from difflab.cli import POINT_SPACING
+from difflab.cli import FLOOR_DRAWS, POINT_SPACING
 from difflab.config import make_config
 from difflab.data.source import load_points
 from difflab.denoiser import CLIP_KINDS
@@ -36,7 +36,6 @@ from difflab.train import Trainer, point_training_set
 from difflab.vlb import nll_bits_per_dim
 
 STEPS = (5, 10, 20, 50, 100)  # and the full chain, T steps
-FLOOR_DRAWS = 4
 ROWS = (("ddpm", {"variance": "small"}), ("ddpm", {"variance": "learned"}), ("ddim", {}), ("dpmpp_2m", {}))
 PREDICTION_TYPE = {"x0": "sample", "eps": "epsilon", "v": "v_prediction"}
 
