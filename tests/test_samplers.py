@@ -11,7 +11,14 @@ from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 
 from difflab.denoiser import Denoiser, Guided, Prediction, Unconditional
 from difflab.process import TARGETS, x0_from_eps
-from difflab.samplers import SAMPLERS, model_evaluations, sample_ddim, sample_ddpm, sample_dpmpp_2m
+from difflab.samplers import (
+    SAMPLERS,
+    model_evaluations,
+    sample_ddim,
+    sample_ddpm,
+    sample_dpmpp_2m,
+    sample_dpmpp_2m_sde,
+)
 from difflab.schedule import Schedule, make_schedule, spaced_timesteps
 from difflab.testing import ExactNetwork, GaussianData
 
@@ -123,6 +130,29 @@ def test_dpmpp_2m_matches_diffusers(steps: int) -> None:
         x = ref.step(pseudo_eps(x, t.expand(len(x))), t, x).prev_sample
     torch.testing.assert_close(torch.stack(ours), torch.stack(theirs), atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(out, x, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("steps", [1, 2, 7, 25])
+def test_dpmpp_2m_sde_matches_diffusers(steps: int) -> None:
+    """Same noise (one draw per step from the same generator), same trajectory as diffusers' sde-dpmsolver++."""
+    _, kw = matched_pair()
+    ref = DPMSolverMultistepScheduler(
+        **kw, algorithm_type="sde-dpmsolver++", solver_order=2, lower_order_final=True, final_sigmas_type="zero"
+    )
+    full = from_diffusers(ref)
+    schedule = full.respace(spaced_timesteps(T, steps, "trailing"))
+    ref.set_timesteps(timesteps=schedule.timesteps.flip(0).tolist())
+    ours: list[torch.Tensor] = []
+    generator = torch.Generator().manual_seed(5)
+    out = sample_dpmpp_2m_sde(eps_denoiser(full), x_T(), schedule, generator=generator, callback=record(ours))
+    gen, x, theirs = torch.Generator().manual_seed(5), x_T(), []
+    for t in ref.timesteps:
+        theirs.append(x)
+        x = ref.step(pseudo_eps(x, t.expand(len(x))), t, x, generator=gen).prev_sample
+    torch.testing.assert_close(torch.stack(ours), torch.stack(theirs), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(out, x, atol=1e-4, rtol=1e-4)
+    if steps > 1:
+        assert not torch.allclose(out, sample_dpmpp_2m(eps_denoiser(full), x_T(), schedule), atol=1e-3)
 
 
 GAUSS = GaussianData(torch.tensor([0.3, -0.2]), torch.tensor([[0.25, 0.1], [0.1, 0.09]]))

@@ -232,7 +232,8 @@ def _add_sampling_options(p: argparse.ArgumentParser) -> None:
         "--sampler",
         choices=sorted(SAMPLERS),
         default=None,
-        help="ddpm (ancestral), ddim, dpmpp_2m (DPM-Solver++ 2M), heun (2K-1 model calls); default ddpm, images ddim",
+        help="ddpm (ancestral), ddim, dpmpp_2m (DPM-Solver++ 2M), dpmpp_2m_sde (its stochastic form), heun (2K-1 "
+        "model calls); default ddpm, images ddim",
     )
     p.add_argument("--steps", type=int, default=None, help="respace to this many steps (default: all; images: 50)")
     p.add_argument(

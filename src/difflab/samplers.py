@@ -133,6 +133,37 @@ def sample_dpmpp_2m(
     first step). The last step, to the data (σ = 0, λ = ∞), is first order and returns x̂0 itself.
     `generator` is unused (the solver is deterministic); it keeps the common signature.
     """
+    return _dpmpp_2m(denoiser, x, schedule, callback, sde=False)
+
+
+@torch.no_grad()
+def sample_dpmpp_2m_sde(
+    denoiser: DenoiserFn,
+    x: torch.Tensor,
+    schedule: Schedule,
+    *,
+    generator: torch.Generator | None = None,
+    callback: Callback | None = None,
+) -> torch.Tensor:
+    """SDE-DPM-Solver++(2M): the same multistep data prediction on the reverse SDE (Lu et al. 2022b, sec. 5).
+
+    x_t = (σ_t/σ_s) e^{-h} x_s + α_t (1 - e^{-2h}) D + σ_t √(1 - e^{-2h}) z, with D as in `sample_dpmpp_2m`.
+    Its first-order step is the DDPM posterior step; fresh noise at each step corrects the network's
+    error as the ancestral sampler does, which the ODE cannot (circles: `benchmarks/RESULTS-samplers.md`).
+    """
+    return _dpmpp_2m(denoiser, x, schedule, callback, sde=True, generator=generator)
+
+
+def _dpmpp_2m(
+    denoiser: DenoiserFn,
+    x: torch.Tensor,
+    schedule: Schedule,
+    callback: Callback | None,
+    *,
+    sde: bool,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """The 2M recursion shared by the ODE and SDE solvers."""
     ab = schedule.alphas_cumprod
     lam, alpha, sigma = 0.5 * schedule.log_snr, ab.sqrt(), (1.0 - ab).sqrt()
     x0_prev: torch.Tensor | None = None
@@ -149,7 +180,12 @@ def sample_dpmpp_2m(
         if x0_prev is not None:
             half_inv_r = 0.5 * h / h_prev
             d = (1.0 + half_inv_r) * pred.x0 - half_inv_r * x0_prev
-        x = float(sigma[i - 1] / sigma[i]) * x - float(alpha[i - 1]) * math.expm1(-h) * d
+        if not sde:
+            x = float(sigma[i - 1] / sigma[i]) * x - float(alpha[i - 1]) * math.expm1(-h) * d
+        else:
+            decay = float(sigma[i - 1] / sigma[i]) * math.exp(-h)
+            x = decay * x - float(alpha[i - 1]) * math.expm1(-2 * h) * d
+            x = x + float(sigma[i - 1]) * math.sqrt(-math.expm1(-2 * h)) * _noise_like(x, generator)
         x0_prev, h_prev = pred.x0, h
     return x
 
@@ -191,6 +227,7 @@ SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {
     "ddpm": sample_ddpm,
     "ddim": sample_ddim,
     "dpmpp_2m": sample_dpmpp_2m,
+    "dpmpp_2m_sde": sample_dpmpp_2m_sde,
     "heun": sample_heun,
 }
 
