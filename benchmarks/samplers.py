@@ -36,7 +36,15 @@ from difflab.train import Trainer, point_training_set
 from difflab.vlb import nll_bits_per_dim
 
 STEPS = (5, 10, 20, 50, 100)  # and the full chain, T steps
-ROWS = (("ddpm", {"variance": "small"}), ("ddpm", {"variance": "learned"}), ("ddim", {}), ("dpmpp_2m", {}))
+ROWS = (
+    ("ddpm", {"variance": "small"}),
+    ("ddpm", {"variance": "learned"}),
+    ("ddim", {}),
+    ("dpmpp_2m", {}),
+    ("dpmpp_2m_sde", {}),
+)
+#: diffusers scheduler per difflab sampler, for the side-by-side table.
+DIFFUSERS_KIND = {"ddpm": "DDPM", "ddim": "DDIM", "dpmpp_2m": "DPM", "dpmpp_2m_sde": "DPM-SDE"}
 PREDICTION_TYPE = {"x0": "sample", "eps": "epsilon", "v": "v_prediction"}
 
 
@@ -75,7 +83,7 @@ def make_diffusers(kind: str, run: LoadedRun, spacing: Spacing) -> object | None
     """diffusers' scheduler for `kind` with the run's x̂_0 clipping, or None where it has no equivalent
     (DPMSolverMultistep has dynamic thresholding but no plain clip; diffusers has no quadratic spacing)."""
     clip = run.denoiser.clip
-    if (clip == "clip" and kind == "DPM") or spacing == "quadratic":
+    if (clip == "clip" and kind.startswith("DPM")) or spacing == "quadratic":
         return None
     thresholding = {"thresholding": clip == "dynamic", "sample_max_value": 1.0}
     common = {
@@ -92,7 +100,7 @@ def make_diffusers(kind: str, run: LoadedRun, spacing: Spacing) -> object | None
     return DPMSolverMultistepScheduler(
         **common,
         **thresholding,
-        algorithm_type="dpmsolver++",
+        algorithm_type="sde-dpmsolver++" if kind == "DPM-SDE" else "dpmsolver++",
         solver_order=2,
         lower_order_final=True,
         final_sigmas_type="zero",
@@ -153,11 +161,16 @@ def diffusers_table(run: LoadedRun, data: str, n: int, spacing: Spacing) -> None
     print(f"\n### {data}: difflab vs diffusers on the same network (samples/s, quality ratio)\n")
     print("| algorithm | steps | difflab samples/s | diffusers samples/s | difflab ratio | diffusers ratio |")
     print("|---|---|---|---|---|---|")
-    pairs = (("DDPM", "ddpm", {"variance": "learned"}), ("DDIM", "ddim", {}), ("DPMSolver++ 2M", "dpmpp_2m", {}))
+    pairs = (
+        ("DDPM", "ddpm", {"variance": "learned"}),
+        ("DDIM", "ddim", {}),
+        ("DPMSolver++ 2M", "dpmpp_2m", {}),
+        ("SDE-DPMSolver++ 2M", "dpmpp_2m_sde", {}),
+    )
     for kind, sampler, opts in pairs:
         for k in (10, 20, 50):
             a, ta = ours(run, sampler, k, n, 0, spacing, **opts)
-            other = theirs(run, kind.split()[0].replace("DPMSolver++", "DPM"), k, n, 0, spacing)
+            other = theirs(run, DIFFUSERS_KIND[sampler], k, n, 0, spacing)
             rate, quality_b = (
                 ("n/a", "n/a") if other is None else (f"{n / other[1]:.0f}", f"{ratio(run, other[0], truth):.3g}")
             )
