@@ -145,7 +145,10 @@ def sample_dpmpp_2m_sde(
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
 ) -> torch.Tensor:
-    """SDE-DPM-Solver++(2M): the same multistep data prediction on the reverse SDE (Lu et al. 2022b, sec. 5).
+    """SDE-DPM-Solver++(2M): the same multistep data prediction on the reverse SDE.
+
+    The DPM-Solver authors' SDE variant (diffusers' `sde-dpmsolver++`, which the tests match step by
+    step): the linear part of the reverse SDE is solved exactly in λ, as the ODE solver does for the ODE.
 
     x_t = (σ_t/σ_s) e^{-h} x_s + α_t (1 - e^{-2h}) D + σ_t √(1 - e^{-2h}) z, with D as in `sample_dpmpp_2m`.
     Its first-order step is the DDPM posterior step; fresh noise at each step corrects the network's
