@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -114,45 +115,36 @@ def test_ddpm_respaced_matches_diffusers(variance: str, kind: str) -> None:
 
 
 @pytest.mark.parametrize("steps", [1, 2, 7, 25])
-def test_dpmpp_2m_matches_diffusers(steps: int) -> None:
+@pytest.mark.parametrize(
+    ("algorithm", "sampler"), [("dpmsolver++", sample_dpmpp_2m), ("sde-dpmsolver++", sample_dpmpp_2m_sde)]
+)
+def test_dpmpp_2m_matches_diffusers(steps: int, algorithm: str, sampler: Callable[..., torch.Tensor]) -> None:
+    """Same trajectory as diffusers' multistep DPM-Solver++; the SDE form draws its noise from the same generator."""
     _, kw = matched_pair()
     ref = DPMSolverMultistepScheduler(
-        **kw, algorithm_type="dpmsolver++", solver_order=2, lower_order_final=True, final_sigmas_type="zero"
-    )
-    full = from_diffusers(ref)
-    schedule = full.respace(spaced_timesteps(T, steps, "trailing"))
-    ref.set_timesteps(timesteps=schedule.timesteps.flip(0).tolist())
-    ours: list[torch.Tensor] = []
-    out = sample_dpmpp_2m(eps_denoiser(full), x_T(), schedule, callback=record(ours))
-    x, theirs = x_T(), []
-    for t in ref.timesteps:
-        theirs.append(x)
-        x = ref.step(pseudo_eps(x, t.expand(len(x))), t, x).prev_sample
-    torch.testing.assert_close(torch.stack(ours), torch.stack(theirs), atol=1e-4, rtol=1e-4)
-    torch.testing.assert_close(out, x, atol=1e-4, rtol=1e-4)
-
-
-@pytest.mark.parametrize("steps", [1, 2, 7, 25])
-def test_dpmpp_2m_sde_matches_diffusers(steps: int) -> None:
-    """Same noise (one draw per step from the same generator), same trajectory as diffusers' sde-dpmsolver++."""
-    _, kw = matched_pair()
-    ref = DPMSolverMultistepScheduler(
-        **kw, algorithm_type="sde-dpmsolver++", solver_order=2, lower_order_final=True, final_sigmas_type="zero"
+        **kw, algorithm_type=algorithm, solver_order=2, lower_order_final=True, final_sigmas_type="zero"
     )
     full = from_diffusers(ref)
     schedule = full.respace(spaced_timesteps(T, steps, "trailing"))
     ref.set_timesteps(timesteps=schedule.timesteps.flip(0).tolist())
     ours: list[torch.Tensor] = []
     generator = torch.Generator().manual_seed(5)
-    out = sample_dpmpp_2m_sde(eps_denoiser(full), x_T(), schedule, generator=generator, callback=record(ours))
+    out = sampler(eps_denoiser(full), x_T(), schedule, generator=generator, callback=record(ours))
     gen, x, theirs = torch.Generator().manual_seed(5), x_T(), []
     for t in ref.timesteps:
         theirs.append(x)
         x = ref.step(pseudo_eps(x, t.expand(len(x))), t, x, generator=gen).prev_sample
     torch.testing.assert_close(torch.stack(ours), torch.stack(theirs), atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(out, x, atol=1e-4, rtol=1e-4)
-    if steps > 1:
-        assert not torch.allclose(out, sample_dpmpp_2m(eps_denoiser(full), x_T(), schedule), atol=1e-3)
+
+
+def test_the_sde_form_adds_noise_the_ode_form_does_not() -> None:
+    _, kw = matched_pair()
+    full = from_diffusers(DPMSolverMultistepScheduler(**kw))
+    schedule = full.respace(spaced_timesteps(T, 7, "trailing"))
+    ode = sample_dpmpp_2m(eps_denoiser(full), x_T(), schedule)
+    sde = sample_dpmpp_2m_sde(eps_denoiser(full), x_T(), schedule, generator=torch.Generator().manual_seed(5))
+    assert not torch.allclose(ode, sde, atol=1e-3)
 
 
 GAUSS = GaussianData(torch.tensor([0.3, -0.2]), torch.tensor([[0.25, 0.1], [0.1, 0.09]]))
