@@ -22,7 +22,7 @@ from difflab.cli import build_parser, draw
 from difflab.config import make_config
 from difflab.data.source import load_points
 from difflab.metrics import nearest_neighbour_labels, quality
-from difflab.run import load_run
+from difflab.run import LoadedRun, load_run
 from difflab.train import Trainer, point_training_set
 
 DATA = "circles_vs_moons"
@@ -36,11 +36,10 @@ def train(run_dir: Path, labelled: int, p_uncond: float, seed: int, extra: dict[
     return trainer.fit(progress=False).seconds
 
 
-def measure(run_dir: Path, weights: list[float], n: int, seed: int) -> list[str]:
+def measure(run_dir: Path, run: LoadedRun, weights: list[float], n: int, seed: int) -> list[str]:
     """Table rows for one run: per guidance weight, the NN agreement with the requested class and each class's
     energy-distance ratio against fresh data of that class (coverage); then unconditional (w = 0) class shares
     and ratio against all the data."""
-    run = load_run(run_dir)
     flags = ["--out", "unused.npy", "--seed", str(seed), "--sampler", "ddpm"]
     args = build_parser().parse_args(["sample", str(run_dir), *flags])
     fresh, fresh2 = load_points(DATA, 20_000, seed + 7_000_001), load_points(DATA, 20_000, seed + 8_000_001)
@@ -91,9 +90,10 @@ def main() -> None:
                     print(f"trained {run_dir.name} in {seconds:.0f}s", file=sys.stderr)
                     runs.append(run_dir)
         for run_dir in runs:
-            cfg = load_run(run_dir).cfg
+            run = load_run(run_dir)
+            cfg = run.cfg
             name = f"labelled {'all' if cfg.labelled < 0 else cfg.labelled}, p_uncond {cfg.p_uncond:g}, {cfg.target}"
-            for row in measure(run_dir, args.weights, args.n, args.seed):
+            for row in measure(run_dir, run, args.weights, args.n, args.seed):
                 print(f"| {name} | {row} |", flush=True)
 
 
