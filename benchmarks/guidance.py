@@ -23,7 +23,7 @@ from difflab.config import make_config
 from difflab.data.source import load_points
 from difflab.metrics import nearest_neighbour_labels, quality
 from difflab.run import LoadedRun, load_run
-from difflab.train import Trainer, point_training_set
+from difflab.trainer import Trainer, point_training_set
 
 DATA = "circles_vs_moons"
 

@@ -25,7 +25,7 @@ from difflab.image_metrics import image_quality
 from difflab.image_run import DEFAULT_IMAGE_GUIDANCE, image_training_set, sample_images, to_uint8
 from difflab.models.unet import param_count
 from difflab.run import latest_checkpoint_dir, load_run
-from difflab.train import Trainer
+from difflab.trainer import Trainer
 
 CONFIG = {
     "data": "mnist5k",

@@ -32,7 +32,7 @@ from difflab.metrics import quality
 from difflab.run import LoadedRun, latest_checkpoint_dir, load_run
 from difflab.samplers import SAMPLERS
 from difflab.schedule import Spacing, spaced_timesteps
-from difflab.train import Trainer, point_training_set
+from difflab.trainer import Trainer, point_training_set
 from difflab.vlb import nll_bits_per_dim
 
 STEPS = (5, 10, 20, 50, 100)  # and the full chain, T steps

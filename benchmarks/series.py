@@ -19,7 +19,7 @@ import torch
 from difflab.cli import build_parser, evaluate
 from difflab.config import make_config
 from difflab.data.toy import SERIES_DATASETS, builtin
-from difflab.train import Trainer, point_training_set
+from difflab.trainer import Trainer, point_training_set
 
 
 def evaluate_run(run_dir: Path, n: int) -> tuple[float, float]:

@@ -23,7 +23,7 @@ from difflab.config import make_config
 from difflab.data.source import load_points
 from difflab.denoiser import CLIP_KINDS
 from difflab.process import TARGETS
-from difflab.train import Trainer, point_training_set
+from difflab.trainer import Trainer, point_training_set
 
 
 def train_and_evaluate(

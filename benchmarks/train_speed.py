@@ -28,7 +28,7 @@ def worker(args: argparse.Namespace) -> None:
     from difflab import distributed
     from difflab.config import make_config
     from difflab.data.source import load_points
-    from difflab.train import Trainer, point_training_set
+    from difflab.trainer import Trainer, point_training_set
 
     cfg = make_config(
         {

@@ -1,3 +1,70 @@
-"""difflab: denoising diffusion models with correct math and measured results."""
+"""difflab: denoising diffusion models with correct math and measured results.
 
-__version__ = "0.1.0"
+    import difflab
+    run = difflab.train("moons", steps=3000)   # or difflab.train(my_array, out="runs/mine")
+    points = run.sample(2000)
+    print(run.evaluate().summary())
+    run.plot("figures/")
+
+The names below are loaded on first use, so `import difflab` (and the CLI's start-up) stays fast; the
+building blocks are modules of this package (`difflab.schedule`, `difflab.process`, `difflab.samplers`, ...).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.2.0"
+
+if TYPE_CHECKING:
+    from difflab.api import Run, load, train
+    from difflab.config import TrainConfig
+    from difflab.data.catalog import dataset, datasets
+    from difflab.data.toy import PointData
+    from difflab.errors import UserError
+    from difflab.evaluation import Evaluation, Stat
+    from difflab.sampling import Sampling, SamplingOptions
+
+_EXPORTS = {
+    "train": "difflab.api",
+    "load": "difflab.api",
+    "Run": "difflab.api",
+    "TrainConfig": "difflab.config",
+    "SamplingOptions": "difflab.sampling",
+    "Sampling": "difflab.sampling",
+    "Evaluation": "difflab.evaluation",
+    "Stat": "difflab.evaluation",
+    "UserError": "difflab.errors",
+    "dataset": "difflab.data.catalog",
+    "datasets": "difflab.data.catalog",
+    "PointData": "difflab.data.toy",
+}
+
+__all__ = [
+    "Evaluation",
+    "PointData",
+    "Run",
+    "Sampling",
+    "SamplingOptions",
+    "Stat",
+    "TrainConfig",
+    "UserError",
+    "__version__",
+    "dataset",
+    "datasets",
+    "load",
+    "train",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """Load an exported name, or a submodule (`difflab.schedule`), on first use."""
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    try:
+        return importlib.import_module(f"difflab.{name}")
+    except ModuleNotFoundError as e:
+        if e.name != f"difflab.{name}":
+            raise
+        raise AttributeError(f"module 'difflab' has no attribute {name!r}") from None

@@ -27,7 +27,19 @@ from safetensors.torch import save as st_save
 from difflab.errors import UserError
 
 LATEST = "latest"
-_STEP_DIR = re.compile(r"step-\d{9}")
+_STEP_DIR = re.compile(r"step-(\d{9})")
+
+
+def _umask() -> int:
+    """The process umask (read by setting and restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _normal_mode(path: Path, *, folder: bool) -> None:
+    """Give a file or folder from mkstemp/mkdtemp (0600/0700) the permissions a plain open/mkdir would."""
+    os.chmod(path, (0o777 if folder else 0o666) & ~_umask())
 
 
 def _write_synced(path: Path, payload: bytes) -> None:
@@ -54,6 +66,7 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
     os.close(fd)
     try:
         _write_synced(Path(tmp), payload)
+        _normal_mode(Path(tmp), folder=False)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -108,11 +121,6 @@ def state_bytes(state: dict[str, Any]) -> bytes:
     return buf.getvalue()
 
 
-def save_state(path: Path, state: dict[str, Any]) -> None:
-    """Save training state with torch.save, atomically."""
-    atomic_write_bytes(path, state_bytes(state))
-
-
 def load_state(path: Path) -> dict[str, Any]:
     """Load training state with weights_only=True: a pickle that would run code is refused."""
     if not path.is_file():
@@ -136,22 +144,48 @@ def step_dir_name(step: int) -> str:
 
 
 def latest_checkpoint(root: Path) -> Path | None:
-    """The folder `root/latest` points at, or None when no checkpoint was ever committed."""
+    """The folder `root/latest` names, or None when no checkpoint was ever committed.
+
+    A step folder only appears by an atomic rename after its files are fsync'ed, so it is complete; when
+    `latest` is missing (a crash between that rename and the pointer update, or a deleted pointer) the
+    highest step folder is the last checkpoint. A damaged pointer, or one that is a symbolic link, is a
+    UserError: nothing can safely choose for it.
+    """
     pointer = root / LATEST
-    if not pointer.is_file():
-        return None
-    name = pointer.read_text().strip()
+    if pointer.is_symlink():
+        raise UserError(f"{pointer}: is a symbolic link, not the checkpoint pointer difflab writes")
+    if not pointer.exists():
+        steps = sorted(p for p in root.glob("step-*") if _STEP_DIR.fullmatch(p.name) and p.is_dir())
+        return steps[-1] if steps else None
+    try:
+        with open(pointer, "rb") as f:
+            raw = f.read(64)
+        name = raw.decode("ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        name = ""
     if not _STEP_DIR.fullmatch(name) or not (root / name).is_dir():
-        raise UserError(f"{pointer}: corrupt checkpoint pointer ({name[:40]!r} is not a checkpoint folder here)")
+        raise UserError(f"{pointer}: corrupt checkpoint pointer (it does not name a checkpoint folder in {root})")
     return root / name
+
+
+def remove_leftovers(folder: Path) -> None:
+    """Delete temporary files and folders a killed writer left in `folder` (call only while holding the run lock)."""
+    if not folder.is_dir():
+        return
+    for p in folder.iterdir():
+        if p.name.startswith(".") and p.name.endswith(".tmp"):
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
 
 
 def commit_checkpoint(root: Path, step: int, files: dict[str, bytes]) -> Path:
     """Write a whole checkpoint so that it appears all at once, and keep the previous one until it has.
 
     The files go into a temporary folder, are fsync'ed, the folder is renamed to `step-N`, and only then is
-    the `latest` pointer replaced atomically; older checkpoints are deleted last. A crash or a full disk at
-    any point leaves `latest` naming a complete checkpoint.
+    the `latest` pointer replaced atomically; checkpoints of earlier steps, which this one supersedes, are
+    deleted last. A crash or a full disk at any point leaves `latest` naming a complete checkpoint.
     """
     root.mkdir(parents=True, exist_ok=True)
     name = step_dir_name(step)
@@ -163,7 +197,9 @@ def commit_checkpoint(root: Path, step: int, files: dict[str, bytes]) -> Path:
     try:
         for file_name, payload in files.items():
             _write_synced(tmp / file_name, payload)
+            _normal_mode(tmp / file_name, folder=False)
         _fsync_dir(tmp)
+        _normal_mode(tmp, folder=True)
         if final.exists():  # left by a crash between the rename and the pointer update; never pointed at
             shutil.rmtree(final)
         os.rename(tmp, final)
@@ -173,6 +209,8 @@ def commit_checkpoint(root: Path, step: int, files: dict[str, bytes]) -> Path:
         raise
     atomic_write_text(root / LATEST, name + "\n")
     for old in root.iterdir():
-        if old != final and (_STEP_DIR.fullmatch(old.name) or old.name.startswith(".step-")):
+        match = _STEP_DIR.fullmatch(old.name)
+        if match and int(match.group(1)) < step:
             shutil.rmtree(old, ignore_errors=True)
+    remove_leftovers(root)
     return final

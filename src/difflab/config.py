@@ -1,31 +1,39 @@
-"""Training configuration: one dataclass, validated in one place, read from CLI and TOML/YAML files."""
+"""Training configuration: one dataclass, validated in one place, read from keywords, flags and TOML/YAML/JSON files."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
-import tomllib
 import yaml
 
-from difflab.denoiser import ClipKind
-from difflab.distributed import DeviceChoice
-from difflab.errors import UserError
-from difflab.models.mlp import TimeEmbedding
-from difflab.models.unet import UNetSize
-from difflab.objectives import LossKind, Weighting
-from difflab.process import Target
-from difflab.samplers import VarianceKind
-from difflab.schedule import ScheduleName
+from difflab.errors import UserError, option, setting
+from difflab.limits import BOUNDS, check_number
+from difflab.types import (
+    ClipKind,
+    DeviceChoice,
+    LossKind,
+    ModelName,
+    Precision,
+    ScheduleName,
+    Target,
+    TimeEmbedding,
+    UNetSize,
+    VarianceKind,
+    Weighting,
+)
 
-Precision = Literal["auto", "fp32", "bf16"]
-ModelName = Literal["mlp", "unet"]
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
     """Everything that defines a training run; written resolved into the run directory."""
 
@@ -58,16 +66,28 @@ class TrainConfig:
     sample_variance: VarianceKind = "small"
     log_every: int = 50
     checkpoint_every: int = 1000
+    sample_every: int = 0
+    tensorboard: bool = False
     device: DeviceChoice = "auto"
+    threads: int = 0
     precision: Precision = "auto"
     compile: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A validated copy with `changes` applied."""
+        return make_config(changes, base=self)
+
+
+OPTION_NAMES = frozenset(f.name for f in fields(TrainConfig))
 
 #: What the less obvious options mean, for `difflab train --help`.
 OPTION_HELP = {
+    "data": "a built-in dataset (difflab datasets), a .csv/.npy file, or an image set (mnist5k, digits, "
+    "emnist:PATH[:SPLIT], images:PATH)",
+    "n_data": "points drawn from a built-in point dataset (files use all their rows)",
     "model": "mlp for points, unet for images (C, H, W with H, W divisible by 4)",
     "unet_size": "small (~0.8M parameters, CPU) or base (~5.3M, GPU)",
     "target": "what the network predicts; every sampler works with any of them",
@@ -79,115 +99,123 @@ OPTION_HELP = {
     "p_uncond": "probability that a training label is replaced by 'no label' (classifier-free guidance)",
     "labelled": "keep the labels of only this many random training points, the rest 'no label' (-1 = all)",
     "clip": "default clipping of predicted x0 when sampling: none, clip to [-1, 1], or dynamic thresholding",
+    "sample_variance": "default DDPM reverse variance: small (β̃), large (β), or learned (needs learned_variance)",
+    "sample_every": "every this many steps, draw samples into RUN/progress/ for a figure strip and GIF (0 = off)",
+    "tensorboard": "also log loss, learning rate and progress figures to RUN/tensorboard (pip install tensorboard)",
+    "threads": "torch intra-op threads (0 = choose from the cores that are free now)",
 }
 
-# Options that say how and where to run, not what is trained: a resumed run may change them.
-RESUMABLE_CHANGES = frozenset({"steps", "log_every", "checkpoint_every", "device", "compile"})
-
-
-POSITIVE_INTS = (
-    "n_data",
-    "steps",
-    "batch_size",
-    "timesteps",
-    "hidden",
-    "depth",
-    "log_every",
-    "checkpoint_every",
+#: Options that say how and where to run, not what is trained: a resumed run may change them.
+RESUMABLE_CHANGES = frozenset(
+    {"steps", "log_every", "checkpoint_every", "sample_every", "tensorboard", "device", "threads", "compile"}
 )
 
 
 def _coerce(name: str, kind: Any, value: Any) -> Any:
     """Check one value against its field type; raise UserError listing valid choices."""
     if get_origin(kind) is Literal:
-        choices = get_args(kind)
-        if value not in choices:
-            raise UserError(f"invalid {name} {value!r}; choose one of: {', '.join(map(str, choices))}")
+        valid = get_args(kind)
+        if not isinstance(value, str) or value not in valid:
+            raise UserError(f"invalid {setting(name, value, quoted=True)}; choose one of: {', '.join(map(str, valid))}")
         return value
     if kind is bool:
         if isinstance(value, bool):
             return value
         if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
             return value.lower() in ("true", "1", "yes")
-        raise UserError(f"invalid {name} {value!r}; expected true or false")
-    if kind is int:
-        if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise UserError(f"invalid {name} {value!r}; expected an integer")
-        try:
-            return int(value)
-        except ValueError:
-            raise UserError(f"invalid {name} {value!r}; expected an integer") from None
-    if kind is float:
-        try:
-            out = float(value)
-        except (TypeError, ValueError):
-            raise UserError(f"invalid {name} {value!r}; expected a number") from None
-        if out != out or out in (float("inf"), float("-inf")):
-            raise UserError(f"invalid {name} {value!r}; expected a finite number")
-        return out
+        raise UserError(f"invalid {setting(name, value, quoted=True)}; expected true or false")
+    if kind in (int, float):
+        return check_number(name, value, BOUNDS[name])
     if kind is str:
-        return str(value)
+        if not isinstance(value, str):
+            raise UserError(f"invalid {setting(name, value, quoted=True)}; expected a string")
+        if not value or "\x00" in value:
+            raise UserError(f"invalid {setting(name, value, quoted=True)}; expected a non-empty string")
+        return value
     raise AssertionError(f"unhandled field type {kind}")
 
 
-def _check_learned_schedule(values: dict[str, Any]) -> None:
-    """The learned schedule trains on the VDM bound (Kingma et al. 2021, eq. 17), which fixes the loss."""
-    if values["learned_variance"]:
-        raise UserError(
-            "--schedule learned trains on the continuous-time VDM bound, which has no variance term; "
-            "drop --learned-variance"
-        )
-    changed = [k for k in ("weighting", "loss") if values[k] != getattr(TrainConfig, k)]
-    if changed:
-        given = ", ".join(f"--{k} {values[k]}" for k in changed)
-        raise UserError(f"--schedule learned trains on the VDM bound, so {given} does not apply; drop it")
+def _check_combinations(values: dict[str, Any]) -> None:
+    """Options that are valid alone but not together."""
+    if values["schedule"] == "learned":
+        # The learned schedule trains on the VDM bound (Kingma et al. 2021, eq. 17), which fixes the loss.
+        if values["learned_variance"]:
+            raise UserError(
+                f"{setting('schedule', 'learned')} trains on the continuous-time VDM bound, which has no variance "
+                f"term; drop {option('learned_variance')}"
+            )
+        changed = [k for k in ("weighting", "loss") if values[k] != getattr(TrainConfig, k)]
+        if changed:
+            given = ", ".join(setting(k, values[k]) for k in changed)
+            learned = setting("schedule", "learned")
+            raise UserError(f"{learned} trains on the VDM bound, so {given} does not apply; drop it")
+    if values["sample_variance"] == "learned" and not values["learned_variance"]:
+        learned = setting("sample_variance", "learned")
+        raise UserError(f"{learned} needs a model trained with {option('learned_variance')}")
+    if values["labelled"] >= 0 and not values["conditional"]:
+        raise UserError(f"{option('labelled')} keeps some class labels, so it needs {option('conditional')}")
 
 
 def make_config(values: dict[str, Any], base: TrainConfig | None = None) -> TrainConfig:
     """Build a validated TrainConfig from `base` (or defaults) overridden by `values`."""
     hints = get_type_hints(TrainConfig)
-    names = {f.name for f in fields(TrainConfig)}
-    unknown = sorted(set(values) - names)
+    unknown = sorted(set(values) - OPTION_NAMES)
     if unknown:
-        raise UserError(f"unknown option(s) {', '.join(unknown)}; valid options: {', '.join(sorted(names))}")
+        raise UserError(f"unknown option(s) {', '.join(unknown)}; valid options: {', '.join(sorted(OPTION_NAMES))}")
     merged = (base or TrainConfig()).to_dict()
     for key, value in values.items():
         merged[key] = _coerce(key, hints[key], value)
-    for key in POSITIVE_INTS:
-        if merged[key] < 1:
-            raise UserError(f"invalid {key} {merged[key]}; must be at least 1")
-    if merged["timesteps"] < 2:
-        raise UserError("invalid timesteps; must be at least 2")
-    if not 0.0 <= merged["p_uncond"] < 1.0:
-        raise UserError(f"invalid p_uncond {merged['p_uncond']}; must be in [0, 1)")
-    if merged["labelled"] < -1:
-        raise UserError(f"invalid labelled {merged['labelled']}; use -1 for all labels or k ≥ 0 labelled points")
-    if not 0.0 <= merged["ema_decay"] < 1.0:
-        raise UserError(f"invalid ema_decay {merged['ema_decay']}; must be in [0, 1)")
-    if merged["lr"] <= 0:
-        raise UserError(f"invalid lr {merged['lr']}; must be positive")
-    if merged["schedule"] == "learned":
-        _check_learned_schedule(merged)
+    _check_combinations(merged)
     return TrainConfig(**merged)
+
+
+#: A config file is a short table of options; anything bigger or deeper is not one (and a YAML alias bomb is
+#: caught by the node count before anything walks its expansion).
+MAX_CONFIG_BYTES = 1 << 20
+MAX_CONFIG_NODES = 10_000
+MAX_CONFIG_DEPTH = 8
+
+
+def _check_size(value: Any, path: Path) -> None:
+    """Walk the parsed file counting nodes (aliases counted every time), stopping early past the limits."""
+    budget = [MAX_CONFIG_NODES]
+
+    def walk(v: Any, depth: int) -> None:
+        budget[0] -= 1
+        if budget[0] < 0 or depth > MAX_CONFIG_DEPTH:
+            raise UserError(f"{path}: config is too large or too deeply nested to be a table of options")
+        children = v.values() if isinstance(v, dict) else v if isinstance(v, list) else ()
+        for child in children:
+            walk(child, depth + 1)
+
+    walk(value, 0)
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
     """Options from a TOML, YAML or JSON file (keys are option names, '-' or '_')."""
     if not path.is_file():
         raise UserError(f"{path}: config file not found")
-    text = path.read_text()
+    if path.suffix not in (".toml", ".yaml", ".yml", ".json"):
+        raise UserError(f"{path}: unknown config format; use .toml, .yaml or .json")
+    try:
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise UserError(f"{path}: config file is over {MAX_CONFIG_BYTES // 1024} KB; it should be a short table")
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: config file is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot read config file ({e.strerror or e})") from None
     try:
         if path.suffix == ".toml":
             raw = tomllib.loads(text)
-        elif path.suffix in (".yaml", ".yml"):
-            raw = yaml.safe_load(text) or {}
         elif path.suffix == ".json":
             raw = json.loads(text)
         else:
-            raise UserError(f"{path}: unknown config format; use .toml, .yaml or .json")
-    except (tomllib.TOMLDecodeError, yaml.YAMLError, json.JSONDecodeError) as e:
+            raw = yaml.safe_load(text) or {}
+    except (tomllib.TOMLDecodeError, yaml.YAMLError, json.JSONDecodeError, RecursionError, ValueError) as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise UserError(f"{path}: cannot parse config ({first})") from None
     if not isinstance(raw, dict):
         raise UserError(f"{path}: config must be a table of option = value")
+    _check_size(raw, path)
     return {str(k).replace("-", "_"): v for k, v in raw.items()}

@@ -9,16 +9,17 @@ classifier-free guidance are wrappers that bind labels to a denoiser.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol, get_args
+from typing import Protocol
 
 import torch
 from torch import nn
 
-from difflab.process import Target, eps_from_x0, x0_eps_from
+from difflab.learned_schedule import LearnedScheduleModel
+from difflab.process import eps_from_x0, x0_eps_from
 from difflab.schedule import Schedule
+from difflab.types import ClipKind, Target, choices
 
-ClipKind = Literal["none", "clip", "dynamic"]
-CLIP_KINDS: tuple[str, ...] = get_args(ClipKind)
+CLIP_KINDS: tuple[str, ...] = choices(ClipKind)
 
 #: Saharia et al. 2022 (Imagen, sec. 2.3) use the 99.5th percentile of |x̂_0| for dynamic thresholding.
 DYNAMIC_PERCENTILE = 0.995
@@ -83,6 +84,11 @@ class Denoiser(nn.Module):
         self.learned_variance = learned_variance
         self.clip = clip
 
+    def refresh_schedule(self) -> None:
+        """Re-discretize a schedule that lives in the weights (a learned γ) after they changed; else a no-op."""
+        if isinstance(self.model, LearnedScheduleModel):
+            self.schedule = self.model.schedule(len(self.schedule))
+
     def time_input(self, t: torch.Tensor) -> torch.Tensor:
         """Map model timesteps 0..T-1 to the network's float time in [0, 1]."""
         return t.float() / max(len(self.schedule) - 1, 1)
@@ -120,11 +126,12 @@ class Guided:
     """Classifier-free guidance around a conditional `Denoiser` (Ho & Salimans 2022, eq. 6).
 
     ε̃ = ε(x, ∅) + w·(ε(x, c) − ε(x, ∅)): w = 0 is unconditional, w = 1 plain conditional, w > 1
-    sharpens. `labels` of None means unconditional (every sample gets the "no label" entry).
-    The two predictions are combined unclipped and clipping is applied once to the result, as
-    a sampler would clip a single model's prediction. x̂_0 is combined with the same weights as ε:
-    x = √ᾱ x̂_0 + √(1-ᾱ) ε̂ holds for both predictions and the weights sum to 1, so it holds for
-    the combination too, with no division by √ᾱ (which is ≈ 0 at the noisiest step).
+    sharpens. Ho & Salimans write ε̃ = (1 + w')·ε(x, c) − w'·ε(x, ∅), so our w is their 1 + w' (the
+    convention of diffusers' `guidance_scale`; their w' = 0, plain conditional, is our w = 1). `labels` of
+    None means unconditional (every sample gets the "no label" entry). The two predictions are combined
+    unclipped and clipping is applied once to the result, as a sampler would clip a single model's prediction.
+    x̂_0 is combined with the same weights as ε: x = √ᾱ x̂_0 + √(1-ᾱ) ε̂ holds for both predictions and the
+    weights sum to 1, so it holds for the combination too, with no division by √ᾱ (≈ 0 at the noisiest step).
     """
 
     def __init__(self, denoiser: Denoiser, labels: torch.Tensor | None, weight: float, null_label: int) -> None:

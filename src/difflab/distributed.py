@@ -8,16 +8,18 @@ world of one, where every collective is the identity.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar, get_args
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
+from torch import nn
 
-from difflab.errors import UserError
+from difflab.errors import UserError, setting
+from difflab.types import DeviceChoice, choices
 
-DeviceChoice = Literal["auto", "cpu", "cuda", "mps"]
-DEVICE_CHOICES: tuple[str, ...] = get_args(DeviceChoice)
+DEVICE_CHOICES: tuple[str, ...] = choices(DeviceChoice)
 
 T = TypeVar("T")
 
@@ -43,6 +45,21 @@ class World:
         if self.distributed:
             dist.all_reduce(t, op=dist.ReduceOp.SUM)
         return t
+
+    def average_gradients(self, params: Iterable[nn.Parameter]) -> None:
+        """Replace each gradient by its mean over processes, with one all-reduce of a flat buffer.
+
+        This is what DistributedDataParallel does after backward, done explicitly so that every objective,
+        also one that sets gradients itself (the VDM bound's two gradient calls), is averaged the same way.
+        """
+        if not self.distributed:
+            return
+        grads = [p.grad for p in params if p.grad is not None]
+        flat = torch.cat([g.flatten() for g in grads])
+        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        flat /= self.size
+        for g, mean in zip(grads, flat.split([g.numel() for g in grads]), strict=True):
+            g.copy_(mean.view_as(g))
 
     def gather(self, obj: T) -> list[T]:
         """Every process's `obj`, in rank order (picklable objects between our own processes)."""
@@ -70,16 +87,16 @@ class World:
 def resolve_device(choice: str, local_rank: int = 0) -> torch.device:
     """`auto` prefers CUDA, then Apple MPS, then CPU; an explicit choice that is unavailable is a UserError."""
     if choice not in DEVICE_CHOICES:
-        raise UserError(f"invalid device {choice!r}; choose one of: {', '.join(DEVICE_CHOICES)}")
+        raise UserError(f"invalid {setting('device', choice, quoted=True)}; choose one of: {', '.join(DEVICE_CHOICES)}")
     cuda, mps = torch.cuda.is_available(), torch.backends.mps.is_available()
     if choice == "auto":
         choice = "cuda" if cuda else "mps" if mps else "cpu"
     if choice == "cuda":
         if not cuda:
-            raise UserError("--device cuda, but PyTorch sees no CUDA GPU (use --device cpu or auto)")
+            raise UserError(f"{setting('device', 'cuda')}, but PyTorch sees no CUDA GPU (use cpu or auto)")
         return torch.device("cuda", local_rank % torch.cuda.device_count())
     if choice == "mps" and not mps:
-        raise UserError("--device mps, but the Apple MPS backend is not available (use --device cpu or auto)")
+        raise UserError(f"{setting('device', 'mps')}, but the Apple MPS backend is not available (use cpu or auto)")
     return torch.device(choice)
 
 
@@ -96,6 +113,11 @@ def rank() -> int:
     return _env_int("RANK", 0)
 
 
+def world_size() -> int:
+    """How many processes torchrun started (1 outside torchrun)."""
+    return _env_int("WORLD_SIZE", 1)
+
+
 def start(device_choice: str) -> tuple[World, torch.device]:
     """Join the torchrun process group if there is one (NCCL for CUDA, gloo otherwise) and pick the device."""
     size, rank, local_rank = _env_int("WORLD_SIZE", 1), _env_int("RANK", 0), _env_int("LOCAL_RANK", 0)
@@ -103,7 +125,7 @@ def start(device_choice: str) -> tuple[World, torch.device]:
     if size == 1:
         return World(), device
     if device.type == "mps":
-        raise UserError("distributed training on MPS is not supported by PyTorch; use --device cpu")
+        raise UserError(f"distributed training on MPS is not supported by PyTorch; use {setting('device', 'cpu')}")
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if not dist.is_initialized():

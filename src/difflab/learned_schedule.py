@@ -17,8 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from difflab.process import Target
+from difflab.process import inverse_coefficients
 from difflab.schedule import Schedule
+from difflab.types import Target
 
 
 class PositiveLinear(nn.Module):
@@ -74,16 +75,9 @@ class MonotoneLogSNR(nn.Module):
 def eps_from_output(
     target: Target, z: torch.Tensor, alpha: torch.Tensor, sigma: torch.Tensor, out: torch.Tensor
 ) -> torch.Tensor:
-    """ε̂ from a network output at z = α x + σ ε, with continuous α, σ (as `process.x0_eps_from`)."""
-    if target == "eps":
-        return out
-    if target == "x0":
-        return (z - alpha * out) / sigma
-    if target == "v":
-        return sigma * z + alpha * out
-    if target == "score":
-        return -sigma * out
-    raise ValueError(f"unknown target {target!r}")
+    """ε̂ from a network output at z = α x + σ ε, with continuous α, σ (the table of `process.TARGETS`)."""
+    _, _, r, s = inverse_coefficients(target, alpha, sigma)
+    return r * out + s * z
 
 
 @dataclass
@@ -148,27 +142,6 @@ def vdm_gradients(
     grads_shape = torch.autograd.grad(terms.diffusion.pow(2).mean(), shape, allow_unused=True)
     by_id = {id(p): g for p, g in zip([*rest, *shape], [*grads_rest, *grads_shape], strict=True)}
     return [by_id[id(p)] for p in params]
-
-
-def vdm_step(
-    model: nn.Module,
-    gamma: MonotoneLogSNR,
-    target: Target,
-    optimizer: torch.optim.Optimizer,
-    x: torch.Tensor,
-    cond: torch.Tensor | None = None,
-    *,
-    generator: torch.Generator | None = None,
-) -> float:
-    """One joint update of the network and γ (see `vdm_gradients`); returns the VLB in nats per dimension."""
-    terms = vdm_terms(model, gamma, target, x, cond, generator=generator)
-    vlb = terms.total.mean() / x[0].numel()
-    params = [*model.parameters(), *gamma.parameters()]
-    optimizer.zero_grad(set_to_none=True)
-    for p, grad in zip(params, vdm_gradients(terms, vlb, params, gamma), strict=True):
-        p.grad = grad
-    optimizer.step()
-    return float(vlb.detach())
 
 
 class LearnedScheduleModel(nn.Module):

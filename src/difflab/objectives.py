@@ -1,27 +1,50 @@
-"""Training objectives: a target, a weighting over timesteps, and a per-element loss.
+"""Training objectives behind one interface: `objective(denoiser, x0, cond, generator=...) -> Loss`.
 
-Every weighting is written once as a weight λ_t on ‖x_0 - x̂_0‖² and converted to the network's
-target with `x0_error_scale` (Kingma et al. 2021, eq. 13; Hang et al. 2023, sec. 3.3), so the
-ELBO weighting means the same thing whatever the network predicts.
+A `Loss` carries its value (for logging) and how to turn it into gradients, so the trainer never asks which
+objective it runs. `DenoisingObjective` is a target, a weighting over timesteps and a per-element loss: every
+weighting is written once as a weight λ_t on ‖x_0 - x̂_0‖² and converted to the network's target with
+`x0_error_scale` (Kingma et al. 2021, eq. 13; Hang et al. 2023, sec. 3.3), so the ELBO weighting means the
+same thing whatever the network predicts. `VDMObjective` trains a network and its learned schedule on the
+continuous-time bound (Kingma et al. 2021).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal, get_args
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from difflab.denoiser import Denoiser
+from difflab.learned_schedule import LearnedScheduleModel, vdm_gradients, vdm_terms
 from difflab.process import at, q_sample, target_from, x0_error_scale
 from difflab.schedule import Schedule
+from difflab.types import LossKind, Target, Weighting, choices
 from difflab.vlb import hybrid_vlb_loss
 
-Weighting = Literal["simple", "elbo", "min_snr"]
-WEIGHTINGS: tuple[str, ...] = get_args(Weighting)
-LossKind = Literal["l2", "huber"]
-LOSS_KINDS: tuple[str, ...] = get_args(LossKind)
+WEIGHTINGS: tuple[str, ...] = choices(Weighting)
+LOSS_KINDS: tuple[str, ...] = choices(LossKind)
+
+
+@dataclass
+class Loss:
+    """A batch loss (a scalar, for logging) and `backward()`, which sets the gradients it implies."""
+
+    value: torch.Tensor
+    backward: Callable[[], None]
+
+
+class Objective(Protocol):
+    """What the trainer calls each step, and how it groups parameters for gradient clipping."""
+
+    def __call__(
+        self, denoiser: Denoiser, x0: torch.Tensor, cond: torch.Tensor | None, *, generator: torch.Generator | None
+    ) -> Loss: ...
+
+    def clip_groups(self, model: nn.Module) -> list[list[nn.Parameter]]: ...
 
 
 def elbo_x0_weight(schedule: Schedule) -> torch.Tensor:
@@ -41,14 +64,14 @@ def min_snr_x0_weight(schedule: Schedule, gamma: float) -> torch.Tensor:
     return schedule.snr.clamp(max=gamma)
 
 
-def target_weight(weighting: Weighting, target: str, schedule: Schedule, *, gamma: float = 5.0) -> torch.Tensor:
+def target_weight(weighting: Weighting, target: Target, schedule: Schedule, *, gamma: float = 5.0) -> torch.Tensor:
     """Per-timestep weight on ‖y - ŷ‖² for a network predicting y = `target`, mean 1 over t.
 
     "simple" is uniform in the target's own space (Ho et al. 2020, eq. 14). The rescaling to
     mean 1 does not change the optimum (and Adam barely notices scale) but keeps logged losses
     comparable across weightings.
     """
-    scale = x0_error_scale(target, schedule)  # type: ignore[arg-type]
+    scale = x0_error_scale(target, schedule)
     if weighting == "simple":
         w = torch.ones_like(scale)
     elif weighting == "elbo":
@@ -69,13 +92,9 @@ def elementwise_loss(kind: LossKind, pred: torch.Tensor, target: torch.Tensor) -
     raise ValueError(f"unknown loss {kind!r}; choose one of {', '.join(LOSS_KINDS)}")
 
 
-#: λ of L_hybrid = L_simple + λ L_vlb (Nichol & Dhariwal 2021, sec. 3.1).
-HYBRID_VLB_WEIGHT = 1e-3
-
-
 @dataclass
-class Objective:
-    """A batch loss: sample t uniformly over 0..T-1 and ε, noise x_0, weight the target's error.
+class DenoisingObjective:
+    """Sample t uniformly over 0..T-1 and ε, noise x_0, weight the target's error.
 
     With `vlb_weight` λ > 0 (a learned-variance denoiser) it adds λ L_vlb with a stop-gradient on the
     mean, so the variational term trains only the variance (Nichol & Dhariwal 2021, sec. 3.1).
@@ -93,7 +112,7 @@ class Objective:
         cond: torch.Tensor | None = None,
         *,
         generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
+    ) -> Loss:
         """Mean weighted loss over the batch; per-sample loss is the mean over features."""
         schedule = denoiser.schedule
         n = x0.shape[0]
@@ -108,4 +127,70 @@ class Objective:
         loss = per_elem.flatten(1).mean(dim=1).mean()
         if self.vlb_weight > 0:
             loss = loss + self.vlb_weight * hybrid_vlb_loss(denoiser, x0, xt, t, out).mean()
-        return loss
+        return Loss(loss, loss.backward)
+
+    def clip_groups(self, model: nn.Module) -> list[list[nn.Parameter]]:
+        """All parameters clipped together."""
+        return [list(model.parameters())]
+
+
+@dataclass
+class VDMObjective:
+    """The continuous-time VDM bound in nats per dimension, for a network and its learned γ (`LearnedScheduleModel`).
+
+    Gradients come from two gradient calls (`vdm_gradients`): the bound for the network and γ's endpoints, the
+    estimator's second moment for γ's shape. The network may be wrapped (autocast, compile) in the denoiser
+    passed in; γ is always read from `model`, in float32.
+    """
+
+    model: LearnedScheduleModel
+    target: Target
+    params: list[nn.Parameter] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.params = list(self.model.parameters())
+
+    def __call__(
+        self,
+        denoiser: Denoiser,
+        x0: torch.Tensor,
+        cond: torch.Tensor | None = None,
+        *,
+        generator: torch.Generator | None = None,
+    ) -> Loss:
+        gamma = self.model.gamma
+        terms = vdm_terms(denoiser.model, gamma, self.target, x0, cond, generator=generator)
+        vlb = terms.total.mean() / x0[0].numel()
+
+        def backward() -> None:
+            for p, grad in zip(self.params, vdm_gradients(terms, vlb, self.params, gamma), strict=True):
+                if grad is not None:
+                    p.grad = grad if p.grad is None else p.grad + grad
+
+        return Loss(vlb, backward)
+
+    def clip_groups(self, model: nn.Module) -> list[list[nn.Parameter]]:
+        """γ's shape apart from the rest: it follows the second moment of the loss estimate, another objective on
+        another scale, so a joint norm would let it shrink the network's step."""
+        shape_ids = {id(p) for p in self.model.gamma.shape_parameters()}
+        params = list(model.parameters())
+        return [[p for p in params if id(p) not in shape_ids], [p for p in params if id(p) in shape_ids]]
+
+
+#: λ of L_hybrid = L_simple + λ L_vlb (Nichol & Dhariwal 2021, sec. 3.1).
+HYBRID_VLB_WEIGHT = 1e-3
+
+
+def build_objective(
+    model: nn.Module,
+    target: Target,
+    *,
+    weighting: Weighting = "simple",
+    loss: LossKind = "l2",
+    min_snr_gamma: float = 5.0,
+    learned_variance: bool = False,
+) -> Objective:
+    """The objective a model trains on: the VDM bound when its schedule is learned, else the denoising loss."""
+    if isinstance(model, LearnedScheduleModel):
+        return VDMObjective(model, target)
+    return DenoisingObjective(weighting, loss, min_snr_gamma, HYBRID_VLB_WEIGHT if learned_variance else 0.0)

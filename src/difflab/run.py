@@ -1,19 +1,30 @@
-"""A run directory: what it holds, and how to rebuild the trained denoiser from it.
+"""A run directory: what it holds, who may write it, and how the trainer's state goes in and out of it.
 
-config.json                  resolved TrainConfig + data facts + run format and difflab version
-metrics.jsonl                one JSON object per logged step, up to the last checkpoint (for people and plots)
+config.json                  resolved TrainConfig, data facts (shape, normalization, classes), data source and
+                             fingerprint, run format and difflab version
+data.npz                     the training data, when the run keeps a copy (point data and arrays; not image sets)
+metrics.jsonl                one JSON object per logged step, appended while training runs
 checkpoints/latest           names the last complete checkpoint folder (replaced atomically)
 checkpoints/step-NNNNNNNNN/  model.safetensors (raw weights), ema.safetensors (EMA weights, used for
-                             sampling), state.pt (optimizer, step, every RNG state, data position, loss log;
+                             sampling), state.pt (optimizer, step, every RNG state, data position;
                              weights-only loadable). The step is stored in all three and checked on load.
+.lock                        held (flock) by the one process that trains into the run
+eval.json, plots/, ...       written by evaluate, plot, animate and report
+
+A `RunStore` is the trainer's persistence for a directory; a `MemoryStore` keeps the same state in memory
+(`difflab.train(..., out=None)`), so the trainer is the same code either way.
 """
 
 from __future__ import annotations
 
+import copy
+import fcntl
+import io
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -21,19 +32,22 @@ from torch import nn
 
 from difflab import __version__
 from difflab.checkpoint import (
+    atomic_write_bytes,
     atomic_write_json,
+    atomic_write_text,
     commit_checkpoint,
     latest_checkpoint,
     load_state,
     load_weights_and_metadata,
+    remove_leftovers,
     state_bytes,
     step_dir_name,
     weights_bytes,
 )
 from difflab.config import TrainConfig, make_config
-from difflab.data.normalize import MinMaxScaler
+from difflab.data.training_set import DataInfo, DataSource
 from difflab.denoiser import Denoiser, DenoiserFn, Guided, Unconditional
-from difflab.errors import UserError
+from difflab.errors import UserError, setting
 from difflab.learned_schedule import LearnedScheduleModel
 from difflab.models.mlp import MLP
 from difflab.models.unet import SIZE_MULTIPLE, UNet
@@ -45,47 +59,26 @@ MODEL = "model.safetensors"
 EMA = "ema.safetensors"
 STATE = "state.pt"
 METRICS = "metrics.jsonl"
+DATA = "data.npz"
+LOCK = ".lock"
 RUN_FORMAT = "difflab-run"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 STATE_FORMAT = "difflab-train-state"
 
 
-@dataclass
-class DataInfo:
-    """Facts about the training data a run needs to rebuild its model and outputs.
-
-    `shape` is one item's shape: (D,) for points, (C, H, W) for images. `scaler` maps data units
-    to the [-1, 1] range the model sees (per column for points, one range for pixels).
-    """
-
-    shape: tuple[int, ...]
-    scaler: MinMaxScaler
-    class_names: list[str] | None
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names) if self.class_names else 0
-
-    @property
-    def dim(self) -> int:
-        """Number of values per item."""
-        return int(np.prod(self.shape))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"shape": list(self.shape), "scaler": self.scaler.to_dict(), "class_names": self.class_names}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> DataInfo:
-        return cls(tuple(int(k) for k in d["shape"]), MinMaxScaler.from_dict(d["scaler"]), d.get("class_names"))
+# --- the model a config describes ---
 
 
 def _unet(cfg: TrainConfig, info: DataInfo, num_classes: int, out_factor: int) -> UNet:
     """The U-Net for (C, H, W) items; H and W must survive two halvings."""
     if len(info.shape) != 3:
-        raise UserError(f"--model unet needs images (C, H, W); {cfg.data} has items of shape {info.shape}")
+        unet = setting("model", "unet")
+        raise UserError(f"{unet} needs images (C, H, W); {cfg.data} has items of shape {info.shape}")
     c, h, w = info.shape
     if h % SIZE_MULTIPLE or w % SIZE_MULTIPLE:
-        raise UserError(f"--model unet needs height and width divisible by {SIZE_MULTIPLE}; {cfg.data} is {h}×{w}")
+        raise UserError(
+            f"{setting('model', 'unet')} needs height and width divisible by {SIZE_MULTIPLE}; {cfg.data} is {h}×{w}"
+        )
     return UNet(c, size=cfg.unet_size, num_classes=num_classes, out_channels=c * out_factor)
 
 
@@ -93,21 +86,23 @@ def build_denoiser(cfg: TrainConfig, info: DataInfo) -> Denoiser:
     """Network + schedule + parameterization for a config.
 
     A learned schedule's γ lives in the model (`LearnedScheduleModel`); its schedule here is that of the
-    freshly initialized γ, and `refresh_schedule` must follow every change of the weights.
+    freshly initialized γ, and `Denoiser.refresh_schedule` must follow every change of the weights.
     """
+    if cfg.model == "mlp" and info.is_image:
+        raise UserError(f"{cfg.data} holds images {info.shape}; train them with {setting('model', 'unet')}")
     num_classes = info.num_classes if cfg.conditional else 0
     out_factor = 2 if cfg.learned_variance else 1
     if cfg.model == "unet":
         net: nn.Module = _unet(cfg, info, num_classes, out_factor)
     else:
         net = MLP(
-            info.dim,
+            info.shape[0],
             hidden=cfg.hidden,
             depth=cfg.depth,
             time_embedding=cfg.time_embedding,
             fourier_features=cfg.fourier_features,
             num_classes=num_classes,
-            out_dim=info.dim * out_factor,
+            out_dim=info.shape[0] * out_factor,
         )
     if cfg.schedule == "learned":
         model = LearnedScheduleModel(net)
@@ -116,24 +111,70 @@ def build_denoiser(cfg: TrainConfig, info: DataInfo) -> Denoiser:
     return Denoiser(net, schedule, cfg.target, learned_variance=cfg.learned_variance, clip=cfg.clip)
 
 
-def refresh_schedule(denoiser: Denoiser) -> None:
-    """Discretize a learned schedule from the current γ weights (after loading or training them); no-op otherwise."""
-    if isinstance(denoiser.model, LearnedScheduleModel):
-        denoiser.schedule = denoiser.model.schedule(len(denoiser.schedule))
+@dataclass
+class TrainedModel:
+    """A trained denoiser with its config and data facts: what sampling needs, and nothing about files."""
+
+    cfg: TrainConfig
+    info: DataInfo
+    denoiser: Denoiser
+
+    @property
+    def schedule(self) -> Schedule:
+        return self.denoiser.schedule
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.denoiser.parameters()).device
+
+    def bound(self, labels: torch.Tensor | None = None, guidance: float = 1.0) -> DenoiserFn:
+        """A sampler-ready denoiser: unconditional, or guided towards `labels`."""
+        if not self.cfg.conditional:
+            if labels is not None:
+                raise UserError("this run was trained without classes, so it cannot sample a class")
+            return Unconditional(self.denoiser)
+        return Guided(self.denoiser, labels, guidance if labels is not None else 0.0, self.info.num_classes)
+
+    def to_data_units(self, x: torch.Tensor) -> np.ndarray:
+        """Invert the stored normalization."""
+        return self.info.scaler.inverse(x.double().cpu().numpy())
 
 
-def write_run_config(run_dir: Path, cfg: TrainConfig, info: DataInfo) -> None:
-    """Write config.json atomically, stamped with the run format and the difflab version that wrote it."""
-    atomic_write_json(
-        run_dir / CONFIG,
-        {
+def model_from_weights(cfg: TrainConfig, info: DataInfo, weights: dict[str, torch.Tensor], where: str) -> TrainedModel:
+    """Rebuild a model for sampling from weights; mismatched or non-finite weights are a UserError."""
+    denoiser = build_denoiser(cfg, info)
+    bad = [k for k, v in weights.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise UserError(f"{where}: weights hold NaN or inf ({bad[0]}); the file was altered or the run diverged")
+    try:
+        denoiser.model.load_state_dict(weights)
+    except RuntimeError as e:
+        raise UserError(f"{where}: weights do not match the config ({str(e).splitlines()[0]})") from None
+    denoiser.refresh_schedule()
+    denoiser.eval()
+    return TrainedModel(cfg, info, denoiser)
+
+
+# --- config.json ---
+
+
+@dataclass
+class RunRecord:
+    """What config.json holds: the config, the data facts and where the data came from."""
+
+    cfg: TrainConfig
+    info: DataInfo
+    source: DataSource
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
             "format": RUN_FORMAT,
             "format_version": FORMAT_VERSION,
             "difflab_version": __version__,
-            "config": cfg.to_dict(),
-            "data": info.to_dict(),
-        },
-    )
+            "config": self.cfg.to_dict(),
+            "data": self.info.to_dict(),
+            "source": self.source.to_dict(),
+        }
 
 
 def check_format(path: Path, raw: Any) -> None:
@@ -155,11 +196,11 @@ def check_format(path: Path, raw: Any) -> None:
     if version < FORMAT_VERSION:
         raise UserError(
             f"{path}: written by difflab {written_by} in the older run format {version}; this difflab "
-            f"{__version__} reads run format {FORMAT_VERSION} only"
+            f"{__version__} reads run format {FORMAT_VERSION} only (retrain, or use the difflab that wrote it)"
         )
 
 
-def read_run_config(run_dir: Path) -> tuple[TrainConfig, DataInfo]:
+def read_run_record(run_dir: Path) -> RunRecord:
     """Read and validate config.json of a run directory."""
     path = run_dir / CONFIG
     if not run_dir.is_dir():
@@ -167,41 +208,22 @@ def read_run_config(run_dir: Path) -> tuple[TrainConfig, DataInfo]:
     if not path.is_file():
         raise UserError(f"{run_dir}: not a run directory (no {CONFIG})")
     try:
-        raw = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{path}: corrupt run config ({type(e).__name__}: {e})") from None
+        raw = json.loads(path.read_bytes().decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, ValueError, OSError) as e:
+        raise UserError(f"{path}: corrupt run config ({type(e).__name__}: {str(e)[:120]})") from None
     check_format(path, raw)
     try:
         cfg = make_config(raw["config"])
         info = DataInfo.from_dict(raw["data"])
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-        raise UserError(f"{path}: corrupt run config ({type(e).__name__}: {e})") from None
-    return cfg, info
+        source = DataSource.from_dict(raw["source"])
+    except UserError as e:
+        raise UserError(f"{path}: corrupt run config ({e})") from None
+    except (KeyError, TypeError, ValueError, OverflowError, AttributeError) as e:
+        raise UserError(f"{path}: corrupt run config ({type(e).__name__}: {str(e)[:120]})") from None
+    return RunRecord(cfg, info, source)
 
 
-@dataclass
-class LoadedRun:
-    """A trained run ready to sample from."""
-
-    cfg: TrainConfig
-    info: DataInfo
-    denoiser: Denoiser
-
-    @property
-    def schedule(self) -> Schedule:
-        return self.denoiser.schedule
-
-    def bound(self, labels: torch.Tensor | None = None, guidance: float = 1.0) -> DenoiserFn:
-        """A sampler-ready denoiser: unconditional, or guided towards `labels`."""
-        if not self.cfg.conditional:
-            if labels is not None:
-                raise UserError("this run was trained without classes; drop --class")
-            return Unconditional(self.denoiser)
-        return Guided(self.denoiser, labels, guidance if labels is not None else 0.0, self.info.num_classes)
-
-    def to_data_units(self, x: torch.Tensor) -> np.ndarray:
-        """Invert the stored normalization."""
-        return self.info.scaler.inverse(x.double().cpu().numpy())
+# --- checkpoints ---
 
 
 @dataclass
@@ -253,19 +275,167 @@ def read_checkpoint(run_dir: Path) -> Checkpoint | None:
     return Checkpoint(step, _checked_weights(folder, MODEL, step), _checked_weights(folder, EMA, step), state)
 
 
-def load_run(run_dir: Path, *, ema: bool = True) -> LoadedRun:
-    """Rebuild the denoiser of a run from its config and the (EMA) weights of its last checkpoint."""
-    cfg, info = read_run_config(run_dir)
-    denoiser = build_denoiser(cfg, info)
+def read_sampling_weights(run_dir: Path, *, ema: bool = True) -> tuple[dict[str, torch.Tensor], int]:
+    """The (EMA) weights of the last checkpoint and its step, for sampling (the training state is not read)."""
     folder = latest_checkpoint_dir(run_dir)
     if folder is None:
-        raise UserError(f"{run_dir}: no checkpoint yet (training has not reached --checkpoint-every steps)")
-    name = EMA if ema else MODEL
-    weights = _checked_weights(folder, name, int(folder.name.removeprefix("step-")))
+        raise UserError(f"{run_dir}: no checkpoint yet (training has not reached its first checkpoint)")
+    step = int(folder.name.removeprefix("step-"))
+    return _checked_weights(folder, EMA if ema else MODEL, step), step
+
+
+# --- the data copy ---
+
+
+def write_data(run_dir: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Save the run's copy of its training data (numbers only, no pickles), atomically."""
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write_bytes(run_dir / DATA, buf.getvalue())
+
+
+def read_data(run_dir: Path) -> dict[str, np.ndarray]:
+    """The run's copy of its training data; a missing or damaged copy is a UserError."""
+    path = run_dir / DATA
+    if not path.is_file():
+        raise UserError(f"{path}: the run's copy of its training data is missing")
     try:
-        denoiser.model.load_state_dict(weights)
-    except RuntimeError as e:
-        raise UserError(f"{run_dir}: weights do not match the config ({str(e).splitlines()[0]})") from None
-    refresh_schedule(denoiser)
-    denoiser.eval()
-    return LoadedRun(cfg, info, denoiser)
+        with np.load(path, allow_pickle=False) as f:
+            return {k: f[k] for k in f.files}
+    except (OSError, ValueError, EOFError) as e:
+        raise UserError(f"{path}: damaged copy of the training data ({str(e).splitlines()[0][:100]})") from None
+
+
+# --- metrics.jsonl ---
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """The logged rows; a damaged line is a UserError naming it."""
+    path = run_dir / METRICS
+    if not path.exists():
+        return []
+    rows = []
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: cannot read the metrics log ({e})") from None
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except (json.JSONDecodeError, RecursionError):
+            raise UserError(f"{path}: line {n} is not JSON; the metrics log is damaged") from None
+        if not isinstance(row, dict) or not isinstance(row.get("step"), int) or not isinstance(row.get("loss"), float):
+            raise UserError(f"{path}: line {n} has no integer step and numeric loss; the metrics log is damaged")
+        rows.append(row)
+    return rows
+
+
+# --- persistence for the trainer ---
+
+
+class Store(Protocol):
+    """Where the trainer's state goes: a run directory, or memory."""
+
+    def begin(self) -> None: ...
+
+    def save(self, ckpt: Checkpoint) -> None: ...
+
+    def restore(self) -> Checkpoint | None: ...
+
+    def log(self, row: dict[str, Any]) -> None: ...
+
+
+class RunLock:
+    """An exclusive flock on RUN/.lock: one writer per run; the kernel releases it when the holder dies."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        path = self.run_dir / LOCK
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as e:
+            raise UserError(f"cannot write to {self.run_dir} ({e.strerror or e}); nothing was changed") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+            os.close(fd)
+            raise UserError(
+                f"{self.run_dir} is being trained by another difflab process (pid {holder}); wait for it to finish "
+                "or stop it, then run again"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+
+class RunStore:
+    """The trainer's persistence in a run directory (rank 0 only; the caller holds the `RunLock`)."""
+
+    def __init__(self, run_dir: Path, record: RunRecord, data: dict[str, np.ndarray] | None = None) -> None:
+        self.run_dir = run_dir
+        self.record = record
+        self.data = data
+
+    def begin(self) -> None:
+        """Write config.json (and the data copy, once) before any work that could be lost."""
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            remove_leftovers(self.run_dir)
+            remove_leftovers(self.run_dir / CHECKPOINTS)
+            if self.data is not None and not (self.run_dir / DATA).exists():
+                write_data(self.run_dir, self.data)
+            atomic_write_json(self.run_dir / CONFIG, self.record.to_dict())
+        except OSError as e:
+            raise UserError(f"cannot write to {self.run_dir} ({e.strerror or e}); nothing was changed") from None
+
+    def save(self, ckpt: Checkpoint) -> None:
+        write_checkpoint(self.run_dir, ckpt)
+
+    def restore(self) -> Checkpoint | None:
+        """The last checkpoint, with the metrics log cut back to its step (rows after it will be logged again)."""
+        ckpt = read_checkpoint(self.run_dir)
+        rows = read_metrics(self.run_dir)
+        kept = [r for r in rows if r["step"] <= (ckpt.step if ckpt else 0)]
+        if len(kept) != len(rows):
+            atomic_write_text(self.run_dir / METRICS, "".join(json.dumps(r) + "\n" for r in kept))
+        return ckpt
+
+    def log(self, row: dict[str, Any]) -> None:
+        """Append one row to metrics.jsonl now, so the log lives while training runs."""
+        with open(self.run_dir / METRICS, "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+
+class MemoryStore:
+    """The trainer's persistence in memory: the last checkpoint and the log (for `difflab.train(out=None)`)."""
+
+    def __init__(self) -> None:
+        self.checkpoint: Checkpoint | None = None
+        self.metrics: list[dict[str, Any]] = []
+
+    def begin(self) -> None:
+        return None
+
+    def save(self, ckpt: Checkpoint) -> None:
+        self.checkpoint = copy.deepcopy(ckpt)
+
+    def restore(self) -> Checkpoint | None:
+        step = self.checkpoint.step if self.checkpoint else 0
+        self.metrics = [r for r in self.metrics if r["step"] <= step]
+        return copy.deepcopy(self.checkpoint)
+
+    def log(self, row: dict[str, Any]) -> None:
+        self.metrics.append(row)

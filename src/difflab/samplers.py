@@ -13,17 +13,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, Literal, get_args
+from typing import Any
 
 import torch
 
 from difflab.denoiser import DenoiserFn, Prediction
-from difflab.process import at
+from difflab.process import at, ddpm_log_variance
 from difflab.schedule import Schedule
+from difflab.types import SamplerName, VarianceKind, choices
 
 Callback = Callable[[dict[str, Any]], None]
-VarianceKind = Literal["small", "large", "learned"]
-VARIANCE_KINDS: tuple[str, ...] = get_args(VarianceKind)
 
 
 def _predict(denoiser: DenoiserFn, x: torch.Tensor, schedule: Schedule, i: int) -> tuple[torch.Tensor, Prediction]:
@@ -33,30 +32,6 @@ def _predict(denoiser: DenoiserFn, x: torch.Tensor, schedule: Schedule, i: int) 
 
 def _noise_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-
-
-def ddpm_log_variance(
-    schedule: Schedule,
-    i: torch.Tensor,
-    like: torch.Tensor,
-    variance: VarianceKind,
-    var_interp: torch.Tensor | None,
-) -> torch.Tensor:
-    """log σ²_t of the reverse step: log β̃_t ("small"), log β_t ("large"), or learned.
-
-    Learned: log σ² = v log β_t + (1 - v) log β̃_t (Nichol & Dhariwal 2021, eq. 15).
-    """
-    small = at(schedule.posterior_log_variance_clipped, i, like)
-    large = at(torch.log(schedule.betas), i, like)
-    if variance == "small":
-        return small.expand_as(like)
-    if variance == "large":
-        return large.expand_as(like)
-    if variance == "learned":
-        if var_interp is None:
-            raise ValueError("variance='learned' needs a model trained with a learned variance")
-        return var_interp * large + (1.0 - var_interp) * small
-    raise ValueError(f"unknown variance {variance!r}; choose one of {', '.join(VARIANCE_KINDS)}")
 
 
 @torch.no_grad()
@@ -225,7 +200,6 @@ def sample_heun(
     return x
 
 
-SamplerName = Literal["ddpm", "ddim", "dpmpp_2m", "heun"]
 SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {
     "ddpm": sample_ddpm,
     "ddim": sample_ddim,
@@ -233,10 +207,4 @@ SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {
     "dpmpp_2m_sde": sample_dpmpp_2m_sde,
     "heun": sample_heun,
 }
-
-
-def model_evaluations(sampler: str, steps: int) -> int:
-    """Network calls a sampler makes over `steps` steps: 2K - 1 for Heun, K for the others."""
-    if sampler not in SAMPLERS:
-        raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
-    return 2 * steps - 1 if sampler == "heun" else steps
+assert set(SAMPLERS) == set(choices(SamplerName))

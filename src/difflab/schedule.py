@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal, get_args
 
 import torch
 
-FixedScheduleName = Literal["cosine", "linear", "sigmoid", "series"]
-#: The schedules `make_schedule` builds from their definition alone.
-SCHEDULE_NAMES: tuple[str, ...] = get_args(FixedScheduleName)
-#: What `--schedule` accepts: also "learned", a trained γ(t) network that is discretized once its weights are
-#: loaded (`difflab.learned_schedule`), so it has no closed form here.
-ScheduleName = Literal[FixedScheduleName, "learned"]
+from difflab.types import FixedScheduleName, Spacing, choices
+
+#: The schedules `make_schedule` builds from their definition alone ("learned" comes from trained weights).
+SCHEDULE_NAMES: tuple[str, ...] = choices(FixedScheduleName)
 
 #: ᾱ_{T-1} above this leaves visible signal at the start of sampling from N(0, I).
 TERMINAL_ALPHA_BAR_WARN = 1e-2
@@ -204,9 +201,6 @@ def make_schedule(name: str, num_steps: int) -> Schedule:
     return Schedule.from_alphas_cumprod(ab)
 
 
-Spacing = Literal["trailing", "linspace", "quadratic"]
-
-
 def spaced_timesteps(num_train_steps: int, num_steps: int, spacing: Spacing = "trailing") -> torch.Tensor:
     """Pick `num_steps` of `num_train_steps` timesteps, always including the last one (T-1).
 
@@ -219,7 +213,7 @@ def spaced_timesteps(num_train_steps: int, num_steps: int, spacing: Spacing = "t
     """
     if not 1 <= num_steps <= num_train_steps:
         raise ValueError(f"steps must be between 1 and {num_train_steps}, got {num_steps}")
-    if spacing not in get_args(Spacing):
+    if spacing not in choices(Spacing):
         raise ValueError(f"unknown spacing {spacing!r}; choose trailing, linspace or quadratic")
     last = num_train_steps - 1
     if num_steps == 1:

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import torch
 
 from difflab.denoiser import Denoiser, DenoiserFn
-from difflab.process import at, posterior_mean, q_sample, x0_eps_from
-from difflab.samplers import VarianceKind, ddpm_log_variance
+from difflab.process import at, ddpm_log_variance, posterior_mean, q_sample, x0_eps_from
 from difflab.schedule import Schedule
+from difflab.types import VarianceKind
 
 
 def normal_kl(mean1: torch.Tensor, logvar1: torch.Tensor, mean2: torch.Tensor, logvar2: torch.Tensor) -> torch.Tensor:

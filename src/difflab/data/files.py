@@ -11,6 +11,7 @@ from difflab.data.toy import PointData
 from difflab.errors import UserError
 
 LABEL_COLUMN = "label"
+MAX_COLUMNS = 1 << 16
 
 
 def _is_number(cell: str) -> bool:
@@ -21,9 +22,22 @@ def _is_number(cell: str) -> bool:
     return True
 
 
-def _labels_to_ints(raw: list[str]) -> tuple[np.ndarray, list[str]]:
-    """Map label strings to 0..K-1; integer labels keep their numeric order."""
-    names = sorted(set(raw), key=lambda s: (0, int(s), s) if s.lstrip("-").isdigit() else (1, 0, s))
+def _as_int(text: str) -> int | None:
+    """The integer a plain ASCII label like "7" or "-2" spells, else None ("²", "--5" and "x" are names)."""
+    stripped = text.strip()
+    if stripped.isascii() and stripped.removeprefix("-").isdecimal():
+        return int(stripped)
+    return None
+
+
+def labels_to_ints(raw: list[str]) -> tuple[np.ndarray, list[str]]:
+    """Map label strings to 0..K-1; integer labels keep their numeric order, before any other names."""
+
+    def order(name: str) -> tuple[int, int, str]:
+        number = _as_int(name)
+        return (0, number, name) if number is not None else (1, 0, name)
+
+    names = sorted(set(raw), key=order)
     index = {name: k for k, name in enumerate(names)}
     return np.array([index[s] for s in raw], dtype=np.int64), names
 
@@ -31,10 +45,14 @@ def _labels_to_ints(raw: list[str]) -> tuple[np.ndarray, list[str]]:
 def read_csv(path: Path) -> PointData:
     """Read a CSV of numbers, header optional; a header column named `label` holds class labels."""
     try:
-        with path.open(newline="") as f:
+        with path.open(newline="", encoding="utf-8") as f:
             rows = [row for row in csv.reader(f) if row and any(cell.strip() for cell in row)]
     except UnicodeDecodeError as e:
         raise UserError(f"{path}: not a text CSV file ({e.reason})") from None
+    except csv.Error as e:
+        raise UserError(f"{path}: not a readable CSV file ({e})") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot read the file ({e.strerror or e})") from None
     if not rows:
         raise UserError(f"{path}: the file is empty")
     rows = [[cell.strip() for cell in row] for row in rows]
@@ -63,7 +81,7 @@ def read_csv(path: Path) -> PointData:
         for n, row in enumerate(rows, start=2):
             if not row[label_col]:
                 raise UserError(f"{path}: line {n}: empty '{LABEL_COLUMN}'; every row needs a class label")
-        labels, names = _labels_to_ints([row[label_col] for row in rows])
+        labels, names = labels_to_ints([row[label_col] for row in rows])
     return PointData(values, labels, names)
 
 
@@ -72,9 +90,11 @@ def read_npy(path: Path) -> PointData:
     try:
         arr = np.load(path, allow_pickle=False)
     except ValueError as e:
-        raise UserError(f"{path}: not a plain numeric .npy array ({e})") from None
+        reason = "it holds Python objects, which are never unpickled" if "pickle" in str(e) else str(e).splitlines()[0]
+        raise UserError(f"{path}: not a plain numeric .npy array ({reason})") from None
     except (OSError, EOFError) as e:
-        raise UserError(f"{path}: cannot read .npy file ({e})") from None
+        reason = getattr(e, "strerror", None) or str(e).splitlines()[0] or type(e).__name__
+        raise UserError(f"{path}: cannot read the .npy file ({reason})") from None
     if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "biuf":
         raise UserError(f"{path}: expected a numeric array, got dtype {getattr(arr, 'dtype', type(arr))}")
     if arr.ndim == 1:
@@ -91,6 +111,8 @@ def validate(data: PointData, source: str) -> PointData:
         raise UserError(f"{source}: expected shape (N, D) with D ≥ 1, got {x.shape}")
     if x.shape[0] < 2:
         raise UserError(f"{source}: needs at least 2 rows of data, got {x.shape[0]}")
+    if x.shape[1] > MAX_COLUMNS:
+        raise UserError(f"{source}: {x.shape[1]} columns; difflab models at most {MAX_COLUMNS} per point")
     bad = ~np.isfinite(x)
     if bad.any():
         row, col = np.argwhere(bad)[0]

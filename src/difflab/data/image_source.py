@@ -52,7 +52,10 @@ def load_image_set(spec: str, part: Part = "train") -> ImageData:
     elif spec == "digits":
         data = sklearn_digits()
     elif spec.startswith("images:"):
-        data = read_image_folder(Path(spec.removeprefix("images:")))
+        folder = spec.removeprefix("images:")
+        if not folder:
+            raise UserError("images: needs a folder: images:PATH")
+        data = read_image_folder(Path(folder))
     else:
         raise UserError(f"unknown image set {spec!r}; choose one of {', '.join(IMAGE_SETS)}")
     train, test = stratified_split(data.labels, TEST_FRACTION, SPLIT_SEED)

@@ -10,6 +10,7 @@ import gzip
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -103,6 +104,30 @@ def sklearn_digits() -> ImageData:
     return ImageData(images, bunch.target.astype(np.int64), [str(d) for d in range(10)])
 
 
+#: Pillow modes with more than 8 bits per pixel, and their full scale.
+WIDE_MODES = {"I;16": 65535, "I;16L": 65535, "I;16B": 65535, "I;16N": 65535, "I": 65535}
+
+
+def to_8bit(path: Path, im: Any, gray: bool) -> np.ndarray:
+    """Pixels as uint8 (H, W) or (H, W, 3), scaled by the image's real bit depth.
+
+    16-bit images (`I;16*`, and `I` holding values above 255) are divided by 257, so 65535 ↦ 255; Pillow's
+    `convert("L")` would clip them instead, turning almost every pixel white. Floating-point images have no
+    fixed range and are refused.
+    """
+    if im.mode == "F":
+        raise UserError(f"{path}: floating-point image; save it as an 8- or 16-bit PNG")
+    if im.mode in WIDE_MODES:
+        values = np.asarray(im, dtype=np.int64)
+        if values.min() < 0 or values.max() > WIDE_MODES[im.mode]:
+            raise UserError(f"{path}: pixel values {values.min()}..{values.max()} are outside 0..65535")
+        eight_bit = im.mode == "I" and values.max() <= 255  # 32-bit integer images often hold 8-bit values
+        scaled = values if eight_bit else np.round(values / 257.0)
+        gray_pixels = scaled.astype(np.uint8)
+        return gray_pixels if gray else np.repeat(gray_pixels[..., None], 3, axis=2)
+    return np.asarray(im.convert("L" if gray else "RGB"), dtype=np.uint8)
+
+
 def read_image_folder(root: Path) -> ImageData:
     """One subfolder per class, named after it; grayscale if every image is, RGB otherwise; equal sizes."""
     from PIL import Image, UnidentifiedImageError
@@ -132,7 +157,7 @@ def read_image_folder(root: Path) -> ImageData:
             w, h = im.size
             raise UserError(f"{path} is {w}×{h} but {first[0]} is {first[1][0]}×{first[1][1]}; sizes must match")
     gray = all(im.mode in GRAYSCALE_MODES for im in pictures)
-    arrays = [np.asarray(im.convert("L" if gray else "RGB"), dtype=np.uint8) for im in pictures]
+    arrays = [to_8bit(path, im, gray) for (path, _), im in zip(files, pictures, strict=True)]
     images = np.stack(arrays)[:, None] if gray else np.stack(arrays).transpose(0, 3, 1, 2)
     labels = np.array([k for _, k in files], dtype=np.int64)
     return ImageData(np.ascontiguousarray(images), labels, classes)

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from difflab.errors import UserError
+
 
 @dataclass(frozen=True)
 class MinMaxScaler:
@@ -14,9 +16,26 @@ class MinMaxScaler:
     lo: np.ndarray
     hi: np.ndarray
 
+    def __post_init__(self) -> None:
+        if self.lo.ndim != 1 or self.lo.shape != self.hi.shape or len(self.lo) == 0:
+            raise ValueError(f"scaler bounds must be two equal-length lists, got {self.lo.shape} and {self.hi.shape}")
+        if not (np.isfinite(self.lo).all() and np.isfinite(self.hi).all() and (self.lo <= self.hi).all()):
+            raise ValueError("scaler bounds must be finite with lo ≤ hi")
+
     @classmethod
-    def fit(cls, x: np.ndarray) -> MinMaxScaler:
-        return cls(x.min(axis=0).astype(np.float64), x.max(axis=0).astype(np.float64))
+    def fit(cls, x: np.ndarray, source: str = "data") -> MinMaxScaler:
+        """Fit to columns of `x`; a column whose range overflows float64 is a UserError naming it."""
+        lo, hi = x.min(axis=0).astype(np.float64), x.max(axis=0).astype(np.float64)
+        with np.errstate(over="ignore"):
+            span = hi - lo
+        bad = np.flatnonzero(~np.isfinite(span))
+        if len(bad):
+            k = int(bad[0])
+            raise UserError(
+                f"{source}: column {k + 1} spans {lo[k]:.3g} to {hi[k]:.3g}, a range float64 cannot hold; "
+                "rescale that column before training"
+            )
+        return cls(lo, hi)
 
     @property
     def _span(self) -> np.ndarray:

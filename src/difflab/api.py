@@ -1,0 +1,510 @@
+"""The Python API: `train`, `load`, and the `Run` they return. The command line is a thin layer over this.
+
+import difflab
+run = difflab.train("moons", steps=3000)          # in memory; out="runs/m" writes a run directory
+x = run.sample(2000)                               # numpy array in data units
+print(run.evaluate().summary())                    # energy distance and k-NN precision/recall, with spread
+run.plot("figures/")                               # PNGs of the data, samples and the process
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from difflab import distributed
+from difflab.config import OPTION_NAMES, RESUMABLE_CHANGES, TrainConfig, make_config
+from difflab.data.training_set import DataInfo, DataSource, TrainingSet
+from difflab.errors import UserError, option
+from difflab.evaluation import EVAL, Evaluation
+from difflab.kinds import Kind, kind_for_array, kind_for_info, kind_for_spec
+from difflab.run import (
+    CONFIG,
+    Checkpoint,
+    MemoryStore,
+    RunLock,
+    RunRecord,
+    RunStore,
+    TrainedModel,
+    model_from_weights,
+    read_data,
+    read_metrics,
+    read_run_record,
+    read_sampling_weights,
+)
+from difflab.sampling import Sampling, SamplingOptions, draw, resolve
+from difflab.threads import torch_threads
+from difflab.trainer import Trainer, TrainResult
+from difflab.types import DeviceChoice, SamplerName, Spacing
+
+SAMPLING_KEYS = frozenset(f.name for f in fields(SamplingOptions))
+
+
+def _sampling(given: dict[str, Any]) -> SamplingOptions:
+    """SamplingOptions from keyword arguments; an unknown one is a UserError listing the valid ones."""
+    unknown = sorted(set(given) - SAMPLING_KEYS)
+    if unknown:
+        raise UserError(f"unknown sampling option(s) {', '.join(unknown)}; valid: {', '.join(sorted(SAMPLING_KEYS))}")
+    return SamplingOptions(**given)
+
+
+class Run:
+    """A trained diffusion model: its config, data facts, weights (EMA), and its directory if it has one.
+
+    Made by `difflab.train` or `difflab.load`. Every method that samples takes the sampling options of
+    `SamplingOptions` (sampler, steps, spacing, guidance, clip, eta, variance, chunk_size); what is not given
+    comes from the defaults of the run's kind (`difflab.sampling.DEFAULTS`).
+    """
+
+    def __init__(
+        self,
+        model: TrainedModel,
+        source: DataSource,
+        *,
+        step: int,
+        path: Path | None = None,
+        metrics: list[dict[str, Any]] | None = None,
+        data: dict[str, np.ndarray] | None = None,
+        checkpoint: Checkpoint | None = None,
+        training: TrainResult | None = None,
+    ) -> None:
+        self.model = model
+        self.source = source
+        self.step = step
+        self.path = path
+        self.kind: Kind = kind_for_info(model.info)
+        self._metrics = metrics
+        self._data = data
+        self._checkpoint = checkpoint
+        #: What the `train` call that made this Run did (steps, seconds, final loss); None for `load`.
+        self.training = training
+
+    def __repr__(self) -> str:
+        where = str(self.path) if self.path else "in memory"
+        return f"Run({self.config.data!r}, {self.kind.name}, step {self.step}, {where})"
+
+    # --- facts ---
+    @property
+    def config(self) -> TrainConfig:
+        """The resolved training options."""
+        return self.model.cfg
+
+    @property
+    def info(self) -> DataInfo:
+        """Item shape, normalization and class names."""
+        return self.model.info
+
+    @property
+    def class_names(self) -> list[str] | None:
+        """Class names of a conditional run (None otherwise)."""
+        return self.info.class_names if self.config.conditional else None
+
+    @property
+    def metrics(self) -> list[dict[str, Any]]:
+        """The training log: one row per `log_every` steps (step, loss, lr, time, elapsed, steps_per_s)."""
+        if self._metrics is not None:
+            return self._metrics
+        return read_metrics(self.path) if self.path else []
+
+    def data_copy(self) -> dict[str, np.ndarray]:
+        """The run's own copy of its training data (point runs and runs trained from arrays)."""
+        if self._data is None:
+            if not self.source.stored:
+                raise UserError(f"{self.path or 'this run'} keeps no copy of its data ({self.source.spec})")
+            if self.path is None:
+                raise UserError("this in-memory run has no data copy")
+            self._data = read_data(self.path)
+        return self._data
+
+    def to(self, device: DeviceChoice | str | torch.device | None) -> Run:
+        """Move the weights to `device` ("cpu", "cuda", "mps", "auto"; None keeps them where they are)."""
+        if device is not None:
+            target = device if isinstance(device, torch.device) else distributed.resolve_device(str(device))
+            self.model.denoiser.to(target)
+        return self
+
+    def resolve(self, **sampling: Any) -> Sampling:
+        """The sampling options a call would use, with every default filled in."""
+        return resolve(_sampling(sampling), self.model)
+
+    # --- sampling ---
+    def labels_for(self, n: int, label: int | str | None, *, every_class: bool = False) -> torch.Tensor | None:
+        """n labels of one class (a name, or an index when no class name is an integer), n cycled over all
+        classes (`every_class`, conditional runs), or None (unconditional)."""
+        names = self.class_names
+        if label is None:
+            if every_class and names:
+                return torch.arange(n, dtype=torch.int64) % len(names)
+            return None
+        if not names:
+            raise UserError("this run was trained without classes, so it cannot sample a class")
+        return torch.full((n,), self.class_index(label), dtype=torch.int64)
+
+    def class_index(self, label: int | str) -> int:
+        """The index of a class given by name, or by index when no class name is an integer."""
+        names = self.class_names or []
+        text = str(label)
+        if text in names:
+            return names.index(text)
+        numeric_names = any(_is_int(name) for name in names)
+        if _is_int(text) and not numeric_names:
+            k = int(text)
+            if 0 <= k < len(names):
+                return k
+        raise UserError(f"unknown class {text!r}; this run's classes are: {', '.join(names)}")
+
+    def draw(
+        self,
+        n: int,
+        sampling: Sampling,
+        *,
+        labels: torch.Tensor | None = None,
+        seed: int = 0,
+        callback: Any = None,
+        progress: bool | None = None,
+    ) -> torch.Tensor:
+        """Samples in model units (the kinds' figures and evaluations go through here)."""
+        return draw(
+            self.model,
+            n,
+            sampling,
+            labels=labels,
+            seed=seed,
+            callback=callback,
+            progress=progress,
+            what=self.kind.item_name,
+        )
+
+    def sample(
+        self,
+        n: int,
+        *,
+        sampler: SamplerName | None = None,
+        steps: int | None = None,
+        spacing: Spacing | None = None,
+        guidance: float | None = None,
+        label: int | str | None = None,
+        seed: int = 0,
+        device: DeviceChoice | str | None = None,
+        progress: bool | None = None,
+        **options: Any,
+    ) -> np.ndarray:
+        """Draw `n` samples: points (n, D) in data units, or images (n, C, H, W) as floats in [0, 1].
+
+        `label` asks for one class (guided with `guidance`); without it a conditional run samples unconditionally.
+        Further sampling options (clip, eta, variance, chunk_size) go in `options`.
+        """
+        sampling = self.resolve(sampler=sampler, steps=steps, spacing=spacing, guidance=guidance, **options)
+        self.to(device)
+        x = self.draw(n, sampling, labels=self.labels_for(n, label), seed=seed, progress=progress)
+        return self.kind.output(self.model, x)
+
+    # --- evaluation and figures ---
+    def evaluate(
+        self,
+        *,
+        n: int | None = None,
+        draws: int | None = None,
+        label: int | str | None = None,
+        nll: bool = False,
+        seed: int = 0,
+        device: DeviceChoice | str | None = None,
+        progress: bool | None = None,
+        save: bool = True,
+        **sampling: Any,
+    ) -> Evaluation:
+        """Measure samples against fresh data, as mean ± spread over `draws` independent draws.
+
+        Points: energy distance next to its floor (independent draws of the data) and k-NN precision and
+        recall next to theirs; `nll=True` gives the variational bound in bits/dim instead. Images: the
+        requested class's accuracy under a classifier trained on the real images, and the Fréchet distance in
+        its feature space next to its floor. Written to RUN/eval.json when the run has a directory (`save`).
+        """
+        self.to(device)
+        if nll:  # the bound belongs to the ancestral chain, also when it is respaced
+            sampling.setdefault("sampler", "ddpm")
+        resolved = self.resolve(**sampling)
+        result = self.kind.evaluate(
+            self, resolved, n=n, draws=draws, label=label, nll=nll, seed=seed, progress=progress
+        )
+        if save and self.path is not None:
+            result.write(self.path / EVAL, self.step)
+        return result
+
+    def plot(
+        self,
+        out: str | Path | None = None,
+        *,
+        n: int | None = None,
+        label: int | str | None = None,
+        seed: int = 0,
+        device: DeviceChoice | str | None = None,
+        progress: bool | None = None,
+        **sampling: Any,
+    ) -> list[Path]:
+        """Write the run's figures as PNGs into `out` (default RUN/plots) and return their paths.
+
+        A conditional run's samples are spread over its classes, or all of class `label`.
+        """
+        folder = self._output_folder(out, "plots")
+        self.to(device)
+        resolved = self.resolve(**sampling)
+        return self.kind.plot(self, folder, resolved, n=n, label=label, seed=seed, progress=progress)
+
+    def animate(
+        self,
+        out: str | Path | None = None,
+        *,
+        n: int | None = None,
+        frames: int = 40,
+        label: int | str | None = None,
+        seed: int = 0,
+        device: DeviceChoice | str | None = None,
+        progress: bool | None = None,
+        **sampling: Any,
+    ) -> Path:
+        """Write a GIF of the denoising process to `out` (default RUN/plots/denoising.gif)."""
+        if out is None:
+            if self.path is None:
+                raise UserError("this run has no directory: give animate an output path")
+            out = self.path / "plots" / "denoising.gif"
+        self.to(device)
+        resolved = self.resolve(**sampling)
+        return self.kind.animate(
+            self, Path(out), resolved, n=n, frames=frames, label=label, seed=seed, progress=progress
+        )
+
+    def write(
+        self,
+        text: str,
+        *,
+        seed: int = 0,
+        device: DeviceChoice | str | None = None,
+        progress: bool | None = None,
+        **sampling: Any,
+    ) -> np.ndarray:
+        """Render `text` with one class-conditional sample per character (image runs); returns (H, W, C) uint8."""
+        self.to(device)
+        return self.kind.write(self, text, self.resolve(**sampling), seed=seed, progress=progress)
+
+    def _output_folder(self, out: str | Path | None, default: str) -> Path:
+        if out is not None:
+            return Path(out)
+        if self.path is None:
+            raise UserError(f"this run has no directory: give an output folder for the {default}")
+        return self.path / default
+
+    # --- persistence and more training ---
+    def save(self, path: str | Path) -> Run:
+        """Write an in-memory run as a run directory (config, data copy, checkpoint, log) and return it loaded."""
+        if self._checkpoint is None:
+            raise UserError(f"this run already lives in {self.path}; copy that folder instead")
+        target = Path(path)
+        if (target / CONFIG).exists():
+            raise UserError(f"{target} already holds a run; save into a new folder")
+        record = RunRecord(self.config, self.info, self.source)
+        lock = RunLock(target)
+        lock.acquire()
+        try:
+            store = RunStore(target, record, self._data if self.source.stored else None)
+            store.begin()
+            store.save(self._checkpoint)
+            for row in self.metrics:
+                store.log(row)
+        finally:
+            lock.release()
+        return load(target)
+
+    def train(self, *, progress: bool | None = None, **changes: Any) -> Run:
+        """Continue training from the last checkpoint, e.g. `run.train(steps=20000)`.
+
+        Only options that say how to run may change (steps, log_every, checkpoint_every, sample_every,
+        tensorboard, device, threads, compile); the run's data must be unchanged.
+        """
+        cfg = _resumed_config(self.config, changes)
+        kind = self.kind
+        data = kind.from_copy(self.data_copy()) if self.source.stored else kind.load_spec(cfg.data, cfg)
+        training_set = kind.training_set(data, cfg, self.source.spec)
+        self.source.check(training_set.source, str(self.path or "this run"))
+        if self.path is not None:
+            return _fit(cfg, training_set, self.path, progress=progress, must_resume=True)
+        return _fit(cfg, training_set, None, progress=progress, checkpoint=self._checkpoint, data=self._data)
+
+
+def _is_int(text: str) -> bool:
+    """True for a plain ASCII integer such as "7" or "-2" (not "²", "--5" or "1e3")."""
+    stripped = text.strip()
+    return stripped.isascii() and stripped.removeprefix("-").isdecimal()
+
+
+def _resumed_config(stored: TrainConfig, changes: dict[str, Any]) -> TrainConfig:
+    """`stored` with how-to-run changes; a change to what is trained is a UserError naming it."""
+    unknown = sorted(set(changes) - OPTION_NAMES)
+    if unknown:
+        raise UserError(f"unknown option(s) {', '.join(unknown)}; valid options: {', '.join(sorted(OPTION_NAMES))}")
+    candidate = make_config(changes, base=stored)
+    differ = sorted(k for k in changes if k not in RESUMABLE_CHANGES and getattr(candidate, k) != getattr(stored, k))
+    if differ:
+        allowed = ", ".join(option(k) for k in sorted(RESUMABLE_CHANGES))
+        raise UserError(f"a resumed run keeps its config; only {allowed} can change (got {', '.join(differ)})")
+    return candidate
+
+
+def _absolute_spec(spec: str) -> str:
+    """Make the path inside a data spec absolute, so the run finds its data from any working directory."""
+    for prefix in ("images:", "emnist:"):
+        if spec.startswith(prefix):
+            rest = spec.removeprefix(prefix)
+            return prefix + str(Path(rest).expanduser().absolute()) if rest else spec
+    if kind_for_spec(spec).is_builtin(spec):
+        return spec
+    return str(Path(spec).expanduser().absolute())
+
+
+def train(
+    data: str | Path | np.ndarray | torch.Tensor = "moons",
+    out: str | Path | None = None,
+    *,
+    labels: np.ndarray | list[Any] | None = None,
+    progress: bool | None = None,
+    **options: Any,
+) -> Run:
+    """Train a diffusion model and return the `Run`.
+
+    `data`: a built-in dataset name (`difflab.datasets()`), a .csv/.npy path, an image set ("mnist5k",
+    "digits", "emnist:PATH[:SPLIT]", "images:PATH"), or an array: points (N, D), or images (N, C, H, W) as
+    uint8 or floats in [0, 1], with optional `labels` (N,). `options` are the training options of
+    `TrainConfig` (steps, target, schedule, conditional, ...). `out=None` trains in memory and writes
+    nothing (`Run.save` writes it later); with `out`, a folder that already holds this run's config
+    continues from its last checkpoint. `progress`: a bar in a terminal or notebook by default.
+    """
+    if "data" in options:
+        raise UserError("give the data as the first argument, not as an option")
+    if isinstance(data, (np.ndarray, torch.Tensor)):
+        array = data.detach().cpu().numpy() if isinstance(data, torch.Tensor) else data
+        kind = kind_for_array(array)
+        cfg = make_config({**options, "data": "array"})
+        loaded = kind.from_array(array, labels)
+        spec = "array"
+    else:
+        if labels is not None:
+            raise UserError("labels go with an array; files and built-in sets carry their own")
+        spec = _absolute_spec(str(data))
+        cfg = make_config({**options, "data": spec})
+        kind = kind_for_spec(spec)
+        loaded = kind.load_spec(spec, cfg)
+    training_set = kind.training_set(loaded, cfg, spec)
+    cfg = kind.settle_config(cfg, training_set)
+    copy_of_data = kind.data_copy(loaded) if training_set.source.stored else None
+    return _fit(cfg, training_set, Path(out) if out is not None else None, progress=progress, data=copy_of_data)
+
+
+def _fit(
+    cfg: TrainConfig,
+    training_set: TrainingSet,
+    out: Path | None,
+    *,
+    progress: bool | None,
+    must_resume: bool = False,
+    checkpoint: Checkpoint | None = None,
+    data: dict[str, np.ndarray] | None = None,
+) -> Run:
+    """Train into `out` (or memory), continuing what is there; the one training path of the API and the CLI."""
+    world, device = distributed.start(cfg.device)
+    lock = RunLock(out) if out is not None and world.is_main else None
+    try:
+        error = None
+        if lock is not None:
+            try:
+                lock.acquire()
+            except UserError as e:
+                error = str(e)
+        world.check(error)
+        record = RunRecord(cfg, training_set.info, training_set.source)
+        if out is not None:
+            resuming = _check_existing(out, record, must_resume)
+            store: Any = RunStore(out, record, data) if world.is_main else MemoryStore()
+        else:
+            resuming = checkpoint is not None
+            store = MemoryStore()
+            store.checkpoint = copy.deepcopy(checkpoint)
+        with torch_threads(cfg.threads):
+            trainer = Trainer(cfg, training_set, store, world=world, device=device, where=str(out or "memory"))
+            if world.is_main and not resuming:
+                _announce(trainer)
+            if resuming and not trainer.restore() and must_resume:
+                raise UserError(f"{out}: nothing to resume (no checkpoint yet)")
+            hooks = _training_hooks(cfg, training_set, out, world.is_main)
+            result = trainer.fit(progress=progress, **hooks)
+            distributed.finish(world)
+    finally:
+        if lock is not None:
+            lock.release()
+        distributed.stop(world)
+    return _run_from_trainer(trainer, training_set, out, store, data, result)
+
+
+def _announce(trainer: Trainer) -> None:
+    count = sum(p.numel() for p in trainer.model.parameters())
+    print(f"difflab train: {trainer.cfg.model} with {count:,} parameters", file=sys.stderr, flush=True)
+
+
+def _check_existing(out: Path, record: RunRecord, must_resume: bool) -> bool:
+    """Whether `out` holds this run to continue; another config or other data there is a UserError."""
+    if not (out / CONFIG).exists():
+        if must_resume:
+            raise UserError(f"{out}: not a run directory (no {CONFIG}); nothing to resume")
+        return False
+    stored = read_run_record(out)
+    differ = [k for k in sorted(OPTION_NAMES - RESUMABLE_CHANGES) if getattr(stored.cfg, k) != getattr(record.cfg, k)]
+    if differ:
+        shown = "; ".join(
+            f"{k}: {getattr(stored.cfg, k)!r} in the run, {getattr(record.cfg, k)!r} now" for k in differ[:3]
+        )
+        raise UserError(f"{out} already holds a run with another config ({shown}); use another output folder")
+    stored.source.check(record.source, str(out))
+    return True
+
+
+def _training_hooks(cfg: TrainConfig, training_set: TrainingSet, out: Path | None, main: bool) -> dict[str, Any]:
+    """Progress snapshots and TensorBoard, when asked for (rank 0 only)."""
+    if not main or not (cfg.sample_every or cfg.tensorboard):
+        return {}
+    from difflab.monitor import TrainingMonitor
+
+    monitor = TrainingMonitor(cfg, training_set, out)
+    return {"on_log": monitor.logged, "on_sample": monitor.sampled}
+
+
+def _run_from_trainer(
+    trainer: Trainer,
+    training_set: TrainingSet,
+    out: Path | None,
+    store: Any,
+    data: dict[str, np.ndarray] | None,
+    result: TrainResult,
+) -> Run:
+    """The trained run, sampling with a copy of the EMA weights."""
+    weights = {k: v.detach().clone() for k, v in trainer.ema.state_dict().items()}
+    model = model_from_weights(trainer.cfg, training_set.info, weights, str(out or "memory"))
+    model.denoiser.to(trainer.device)
+    source, step = training_set.source, trainer.step
+    if out is not None:
+        return Run(model, source, step=step, path=out, data=data, training=result)
+    metrics, ckpt = list(store.metrics), store.checkpoint
+    return Run(model, source, step=step, metrics=metrics, data=data, checkpoint=ckpt, training=result)
+
+
+def load(path: str | Path, *, device: DeviceChoice | str | None = None) -> Run:
+    """Load a run directory written by `difflab train` (or `Run.save`): the EMA weights, ready to sample."""
+    run_dir = Path(path)
+    record = read_run_record(run_dir)
+    weights, step = read_sampling_weights(run_dir)
+    model = model_from_weights(record.cfg, record.info, weights, str(run_dir))
+    return Run(model, record.source, step=step, path=run_dir).to(device)

@@ -1,0 +1,37 @@
+"""Checking an output path before any work is done, so minutes of sampling are never lost to a typo."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from difflab.errors import UserError
+
+
+def prepare_output(path: Path, suffixes: tuple[str, ...], what: str) -> Path:
+    """Refuse an output that cannot be written (wrong extension, a directory, an unwritable folder), and
+    create its missing parent folders, all before the work that produces it."""
+    if path.suffix.lower() not in suffixes:
+        raise UserError(f"{path}: {what} are written as {' or '.join(suffixes)}; name the file accordingly")
+    if path.is_dir():
+        raise UserError(f"{path}: is a directory; give a file name ending in {' or '.join(suffixes)}")
+    prepare_folder(path.parent)
+    return path
+
+
+def prepare_folder(folder: Path) -> Path:
+    """Create `folder` if needed and check that files can be created in it."""
+    for parent in [folder, *folder.parents]:
+        if parent.exists() and not parent.is_dir():
+            raise UserError(f"{parent}: is a file, so {folder} cannot be a folder")
+        if parent.exists():
+            break
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".difflab-probe.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise UserError(f"cannot write to {folder} ({e.strerror or e})") from None
+    return folder

@@ -1,0 +1,122 @@
+"""The point-data kind: points (N, D) in data units, normalized per column, kept in the run as a copy."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from difflab.checkpoint import atomic_write_bytes
+from difflab.config import TrainConfig
+from difflab.data.files import labels_to_ints, validate
+from difflab.data.normalize import MinMaxScaler
+from difflab.data.source import load_points
+from difflab.data.toy import DATASETS, PointData
+from difflab.data.training_set import DataInfo, DataSource, TrainingSet, fingerprint
+from difflab.errors import UserError, setting
+from difflab.limits import require_memory
+
+if TYPE_CHECKING:
+    from difflab.api import Run
+    from difflab.evaluation import Evaluation
+    from difflab.run import TrainedModel
+    from difflab.sampling import Sampling
+
+
+def labels_from(values: Any, n: int) -> tuple[np.ndarray, list[str]]:
+    """Class labels given with an array: integers keep their numeric order, anything else is a name."""
+    raw = np.asarray(values)
+    if raw.shape != (n,):
+        raise UserError(f"labels must have one entry per item: expected shape ({n},), got {raw.shape}")
+    return labels_to_ints([str(v) for v in raw.tolist()])
+
+
+class PointKind:
+    """Points (N, D); see `difflab.kinds.Kind`."""
+
+    name = "points"
+    item_name = "points"
+    sample_suffixes = (".npy", ".csv")
+
+    def is_builtin(self, spec: str) -> bool:
+        return spec in DATASETS
+
+    def load_spec(self, spec: str, cfg: TrainConfig) -> PointData:
+        if self.is_builtin(spec):
+            require_memory(cfg.n_data * 200.0, f"{setting('n_data', cfg.n_data)}")
+        return load_points(spec, cfg.n_data, cfg.seed)
+
+    def from_array(self, array: np.ndarray, labels: Any) -> PointData:
+        if array.dtype.kind not in "biuf":
+            raise UserError(f"points must be numbers, got an array of dtype {array.dtype}")
+        x = np.asarray(array, dtype=np.float64)
+        x = x[:, None] if x.ndim == 1 else x
+        names: list[str] | None = None
+        codes = None
+        if labels is not None:
+            codes, names = labels_from(labels, len(x))
+        return validate(PointData(x, codes, names), "the array")
+
+    def training_set(self, data: PointData, cfg: TrainConfig, spec: str) -> TrainingSet:
+        """Fit the per-column [-1, 1] normalization; the run keeps a copy of the points."""
+        scaler = MinMaxScaler.fit(data.x, spec)
+        info = DataInfo((data.x.shape[1],), scaler, data.class_names if cfg.conditional else None)
+        source = DataSource(spec, len(data.x), fingerprint(data.x, data.labels), stored=True)
+        x = torch.as_tensor(scaler.transform(data.x), dtype=torch.float32)
+        return TrainingSet(x, data.labels, info, source)
+
+    def settle_config(self, cfg: TrainConfig, training_set: TrainingSet) -> TrainConfig:
+        """A file's row count replaces the n_data it did not use, so config.json says what was trained on."""
+        if self.is_builtin(cfg.data):
+            return cfg
+        return cfg.replace(n_data=training_set.source.n_items)
+
+    def data_copy(self, data: PointData) -> dict[str, np.ndarray]:
+        arrays = {"x": data.x}
+        if data.labels is not None and data.class_names is not None:
+            arrays |= {"labels": data.labels, "class_names": np.array(data.class_names, dtype=str)}
+        return arrays
+
+    def from_copy(self, arrays: dict[str, np.ndarray]) -> PointData:
+        try:
+            x = np.asarray(arrays["x"], dtype=np.float64)
+            labels = arrays.get("labels")
+            names = [str(s) for s in arrays["class_names"]] if "class_names" in arrays else None
+        except (KeyError, ValueError, TypeError) as e:
+            raise UserError(f"the run's data copy is damaged ({e})") from None
+        return validate(PointData(x, None if labels is None else labels.astype(np.int64), names), "the run's data copy")
+
+    def output(self, model: TrainedModel, x: torch.Tensor) -> np.ndarray:
+        """Data units (the stored normalization inverted)."""
+        return model.to_data_units(x)
+
+    def write_samples(self, samples: np.ndarray, path: Path) -> None:
+        """.npy (float64) or .csv with a header x0, x1, ..., written atomically."""
+        buf = io.BytesIO()
+        if path.suffix.lower() == ".npy":
+            np.save(buf, samples)
+        else:
+            header = ",".join(f"x{k}" for k in range(samples.shape[1]))
+            np.savetxt(buf, samples, delimiter=",", header=header, comments="", fmt="%.6g")
+        atomic_write_bytes(path, buf.getvalue())
+
+    def evaluate(self, run: Run, sampling: Sampling, **options: Any) -> Evaluation:
+        from difflab.points.evaluation import evaluate
+
+        return evaluate(run, sampling, **options)
+
+    def plot(self, run: Run, folder: Path, sampling: Sampling, **options: Any) -> list[Path]:
+        from difflab.points.figures import plot
+
+        return plot(run, folder, sampling, **options)
+
+    def animate(self, run: Run, path: Path, sampling: Sampling, **options: Any) -> Path:
+        from difflab.points.figures import animate
+
+        return animate(run, path, sampling, **options)
+
+    def write(self, run: Run, text: str, sampling: Sampling, **options: Any) -> np.ndarray:
+        raise UserError("write renders characters with an image run trained with conditional classes")

@@ -1,0 +1,29 @@
+"""The names users type, as Literal aliases: a leaf module every layer can import.
+
+Each alias's values are the valid choices of one option; `choices(alias)` lists them for messages and parsers.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, get_args
+
+Target = Literal["x0", "eps", "v", "score"]
+FixedScheduleName = Literal["cosine", "linear", "sigmoid", "series"]
+#: "learned" is a trained γ(t) network (Kingma et al. 2021), discretized once its weights are known.
+ScheduleName = Literal["cosine", "linear", "sigmoid", "series", "learned"]
+Spacing = Literal["trailing", "linspace", "quadratic"]
+SamplerName = Literal["ddpm", "ddim", "dpmpp_2m", "dpmpp_2m_sde", "heun"]
+VarianceKind = Literal["small", "large", "learned"]
+ClipKind = Literal["none", "clip", "dynamic"]
+Weighting = Literal["simple", "elbo", "min_snr"]
+LossKind = Literal["l2", "huber"]
+TimeEmbedding = Literal["scalar", "sinusoidal"]
+ModelName = Literal["mlp", "unet"]
+UNetSize = Literal["small", "base"]
+DeviceChoice = Literal["auto", "cpu", "cuda", "mps"]
+Precision = Literal["auto", "fp32", "bf16"]
+
+
+def choices(alias: Any) -> tuple[str, ...]:
+    """The valid values of a Literal alias, in declaration order."""
+    return tuple(get_args(alias))
