@@ -1,99 +1,90 @@
 """Few-step sampling, learned variance and diffusers, on the same trained models.
 
-    python benchmarks/samplers.py [--train-steps N] [--n 2000] [--spacing S] [--set target=eps] [--clip clip]
+    python benchmarks/samplers.py [--datasets moons circles complex] [--steps 5 10 20 50] [--n 2000] [--draws 4]
+                                  [--samplers ddpm ddim dpmpp_2m dpmpp_2m_sde] [--spacing S] [--set key=value]
+                                  [--clip none] [--keep DIR]
 
-For moons, circles and complex it trains one learned-variance model at the default config (v target,
-cosine, T = 1000; the hybrid loss L_simple + 0.001·L_vlb) and reports, per sampler × steps, the
-quality ratio (energy distance to fresh data / the mean distance of four independent draws of the
-data, as `difflab evaluate`; 1 is perfect) and the wall time to draw `n` samples. On moons it
-also drives the same network with diffusers' DDPM/DDIM/DPMSolverMultistep schedulers (samples/s and
-ratio at equal steps), and compares bits/dim of the learned-variance model with a fixed-variance
-model trained the same way. One CPU thread throughout, so timings do not depend on machine load
-from other processes as much.
+For each dataset it trains one model at the default config plus `--learned-variance` (the hybrid loss
+L_simple + 0.001·L_vlb) and reports, per sampler × steps, the quality ratio of `difflab evaluate` as
+mean ± std over draws, the network evaluations (NFE) and samples/s; the last column is the full chain. On the
+first dataset it also drives the same network with diffusers' DDPM/DDIM/DPMSolverMultistep schedulers
+(samples/s and ratio at equal steps), and compares bits/dim of the learned variance with a fixed-variance
+model trained the same way. One torch thread throughout.
 """
 
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import get_args
+from typing import Any
 
+import numpy as np
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 
-from difflab.cli import FLOOR_DRAWS, POINT_SPACING
-from difflab.config import make_config
-from difflab.data.source import load_points
+import difflab
+from common import cell, overrides, pin_threads, trained
 from difflab.denoiser import CLIP_KINDS
-from difflab.metrics import quality
-from difflab.run import LoadedRun, latest_checkpoint_dir, load_run
+from difflab.evaluation import Stat
+from difflab.metrics import energy_distance, standardize_like
+from difflab.points.evaluation import FLOOR_DRAWS, reference_pairs
 from difflab.samplers import SAMPLERS
-from difflab.schedule import Spacing, spaced_timesteps
-from difflab.trainer import Trainer, point_training_set
-from difflab.vlb import nll_bits_per_dim
+from difflab.types import Spacing, choices
 
-STEPS = (5, 10, 20, 50, 100)  # and the full chain, T steps
-ROWS = (
-    ("ddpm", {"variance": "small"}),
-    ("ddpm", {"variance": "learned"}),
-    ("ddim", {}),
-    ("dpmpp_2m", {}),
-    ("dpmpp_2m_sde", {}),
-)
 #: diffusers scheduler per difflab sampler, for the side-by-side table.
 DIFFUSERS_KIND = {"ddpm": "DDPM", "ddim": "DDIM", "dpmpp_2m": "DPM", "dpmpp_2m_sde": "DPM-SDE"}
 PREDICTION_TYPE = {"x0": "sample", "eps": "epsilon", "v": "v_prediction"}
 
 
-def train(data: str, steps: int, learned_variance: bool, root: Path, extra: dict[str, str], clip: str) -> LoadedRun:
-    """Train at the default config plus `extra`; the loaded run samples with `clip`."""
-    options = {**extra, "data": data, "learned_variance": learned_variance} | ({"steps": steps} if steps else {})
-    cfg = make_config(options)
-    out = root / f"{data}-{'lv' if learned_variance else 'fixed'}"
-    if latest_checkpoint_dir(out) is not None:
-        print(f"reusing {out}", flush=True)
-    else:
+def count_evaluations(run: difflab.Run, n: int, **sampling: Any) -> tuple[int, float]:
+    """Network calls and wall seconds for one draw of n samples (one chunk, so calls = NFE)."""
+    calls = [0]
+    handle = run.model.denoiser.model.register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+    try:
         start = time.perf_counter()
-        Trainer(cfg, point_training_set(load_points(data, cfg.n_data, cfg.seed), cfg), out).fit(progress=False)
-        print(f"trained {out.name} ({cfg.steps} steps) in {time.perf_counter() - start:.0f}s", flush=True)
-    run = load_run(out)
-    run.denoiser.clip = clip  # type: ignore[assignment]
-    return run
+        run.sample(n, chunk_size=n, progress=False, **sampling)
+        seconds = time.perf_counter() - start
+    finally:
+        handle.remove()
+    return calls[0], seconds
 
 
-def timed(fn: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, float]:
-    start = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - start
+def sampler_table(run: difflab.Run, data: str, args: argparse.Namespace) -> None:
+    total = len(run.model.schedule)
+    steps = [*args.steps, total]
+    print(f"\n### {data}: ratio (mean ± std over {args.draws} draws of n = {args.n}); NFE; samples/s\n")
+    print("| sampler | " + " | ".join(f"{k} steps" for k in steps) + " |")
+    print("|---|" + "---|" * len(steps))
+    for sampler in args.samplers:
+        variants = [{"variance": "small"}, {"variance": "learned"}] if sampler == "ddpm" else [{}]
+        for extra in variants:
+            if extra.get("variance") == "learned" and not run.config.learned_variance:
+                continue
+            cells = []
+            for k in steps:
+                options = {"sampler": sampler, "steps": k, "spacing": args.spacing, "clip": args.clip, **extra}
+                ev = run.evaluate(n=args.n, draws=args.draws, progress=False, save=False, **options)
+                nfe, seconds = count_evaluations(run, args.n, **options)
+                cells.append(f"{cell(ev['ratio'])}; {nfe}; {args.n / seconds:.0f}")
+            name = sampler + (f" ({extra['variance']} var.)" if extra else "")
+            print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
 
 
-def ours(
-    run: LoadedRun, sampler: str, steps: int, n: int, seed: int, spacing: Spacing, **opts: object
-) -> tuple[torch.Tensor, float]:
-    schedule = run.schedule.respace(spaced_timesteps(len(run.schedule), steps, spacing))
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn((n, *run.info.shape), generator=gen)
-    return timed(lambda: SAMPLERS[sampler](run.bound(), x, schedule, generator=gen, **opts))
-
-
-def make_diffusers(kind: str, run: LoadedRun, spacing: Spacing) -> object | None:
-    """diffusers' scheduler for `kind` with the run's x̂_0 clipping, or None where it has no equivalent
+def make_diffusers(kind: str, run: difflab.Run, spacing: Spacing, clip: str) -> Any | None:
+    """diffusers' scheduler for `kind` with the same x̂0 clipping, or None where it has no equivalent
     (DPMSolverMultistep has dynamic thresholding but no plain clip; diffusers has no quadratic spacing)."""
-    clip = run.denoiser.clip
     if (clip == "clip" and kind.startswith("DPM")) or spacing == "quadratic":
         return None
     thresholding = {"thresholding": clip == "dynamic", "sample_max_value": 1.0}
     common = {
-        "num_train_timesteps": len(run.schedule),
-        "trained_betas": run.schedule.betas.numpy(),
-        "prediction_type": PREDICTION_TYPE[run.cfg.target],
+        "num_train_timesteps": len(run.model.schedule),
+        "trained_betas": run.model.schedule.betas.numpy(),
+        "prediction_type": PREDICTION_TYPE[run.config.target],
         "timestep_spacing": spacing,
     }
     if kind == "DDPM":
-        variance = "learned_range" if run.cfg.learned_variance else "fixed_small"
+        variance = "learned_range" if run.config.learned_variance else "fixed_small"
         return DDPMScheduler(**common, **thresholding, clip_sample=clip == "clip", variance_type=variance)
     if kind == "DDIM":
         return DDIMScheduler(**common, **thresholding, clip_sample=clip == "clip", set_alpha_to_one=True)
@@ -108,78 +99,65 @@ def make_diffusers(kind: str, run: LoadedRun, spacing: Spacing) -> object | None
 
 
 @torch.no_grad()
-def theirs(
-    run: LoadedRun, kind: str, steps: int, n: int, seed: int, spacing: Spacing
-) -> tuple[torch.Tensor, float] | None:
-    """diffusers' scheduler loop driving our network's raw output (variance channels only for DDPM)."""
-    scheduler = make_diffusers(kind, run, spacing)
+def diffusers_samples(
+    run: difflab.Run, kind: str, steps: int, n: int, seed: int, spacing: Spacing, clip: str
+) -> tuple[np.ndarray, float] | None:
+    """diffusers' scheduler loop driving our network's raw output (variance channels only for DDPM), in data units."""
+    scheduler = make_diffusers(kind, run, spacing, clip)
     if scheduler is None:
         return None
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn((n, *run.info.shape), generator=gen)
     dim = x.shape[1]
-
-    def loop() -> torch.Tensor:
-        scheduler.set_timesteps(steps)  # type: ignore[attr-defined]
-        sample = x
-        for t in scheduler.timesteps:  # type: ignore[attr-defined]
-            out = run.denoiser.raw(sample, t.expand(n))
-            out = out if kind == "DDPM" else out[:, :dim]
-            sample = scheduler.step(out, t, sample, generator=gen).prev_sample  # type: ignore[attr-defined]
-        return sample
-
-    return timed(loop)
+    start = time.perf_counter()
+    scheduler.set_timesteps(steps)
+    sample = x
+    for t in scheduler.timesteps:
+        out = run.model.denoiser.raw(sample, t.expand(n))
+        out = out if kind == "DDPM" else out[:, :dim]
+        sample = scheduler.step(out, t, sample, generator=gen).prev_sample
+    return run.model.to_data_units(sample), time.perf_counter() - start
 
 
-def ratio(run: LoadedRun, samples: torch.Tensor, truth: list[torch.Tensor]) -> float:
-    return quality(torch.as_tensor(run.to_data_units(samples)), *truth).ratio
+def ratios(run: difflab.Run, draws: list[np.ndarray], n: int) -> Stat:
+    """Energy-distance ratio of each draw (samples in data units), against the data `evaluate` uses."""
+    pairs = reference_pairs(run, n, max(FLOOR_DRAWS, len(draws)), 0, None)
+    floors = []
+    for truth, other in pairs:
+        t, o = standardize_like(torch.as_tensor(truth), torch.as_tensor(other))
+        floors.append(energy_distance(o, t))
+    floor = float(np.mean(floors))
+    values = []
+    for i, samples in enumerate(draws):
+        t, s = standardize_like(torch.as_tensor(pairs[i][0]), torch.as_tensor(samples))
+        values.append(energy_distance(s, t) / floor)
+    return Stat(values)
 
 
-def truth_sets(data: str, n: int) -> list[torch.Tensor]:
-    """The truth, then `FLOOR_DRAWS` independent draws for the floor (the seeds `difflab evaluate` uses)."""
-    seeds = [1_000_003] + [2_000_003 + k for k in range(FLOOR_DRAWS)]
-    return [torch.as_tensor(load_points(data, n, s).x) for s in seeds]
-
-
-def sampler_table(run: LoadedRun, data: str, n: int, spacing: Spacing) -> None:
-    truth = truth_sets(data, n)
-    print(f"\n### {data}: quality ratio (wall seconds for {n} samples)\n")
-    steps = (*STEPS, len(run.schedule))
-    print("| sampler | " + " | ".join(f"{k} steps" for k in steps) + " |")
-    print("|---|" + "---|" * len(steps))
-    for sampler, opts in ROWS:
-        cells = []
-        for k in steps:
-            samples, seconds = ours(run, sampler, k, n, 0, spacing, **opts)
-            cells.append(f"{ratio(run, samples, truth):.2f} ({seconds:.2f}s)")
-        name = sampler + (f" ({opts['variance']} var.)" if opts else "")
-        print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
-
-
-def diffusers_table(run: LoadedRun, data: str, n: int, spacing: Spacing) -> None:
-    truth = truth_sets(data, n)
-    print(f"\n### {data}: difflab vs diffusers on the same network (samples/s, quality ratio)\n")
+def diffusers_table(run: difflab.Run, data: str, args: argparse.Namespace) -> None:
+    spacing = "trailing" if args.spacing == "quadratic" else args.spacing
+    print(f"\n### {data}: difflab vs diffusers on the same network, {spacing} spacing (samples/s, ratio)\n")
     print("| algorithm | steps | difflab samples/s | diffusers samples/s | difflab ratio | diffusers ratio |")
     print("|---|---|---|---|---|---|")
-    pairs = (
-        ("DDPM", "ddpm", {"variance": "learned"}),
-        ("DDIM", "ddim", {}),
-        ("DPMSolver++ 2M", "dpmpp_2m", {}),
-        ("SDE-DPMSolver++ 2M", "dpmpp_2m_sde", {}),
+    for sampler, kind in DIFFUSERS_KIND.items():
+        options: dict[str, Any] = {"variance": "learned"} if sampler == "ddpm" and run.config.learned_variance else {}
+        for k in (k for k in (10, 20, 50) if k < len(run.model.schedule)):
+            ours = dict(sampler=sampler, steps=k, spacing=spacing, clip=args.clip, **options)
+            mine = run.evaluate(n=args.n, draws=args.draws, progress=False, save=False, **ours)["ratio"]
+            _, seconds = count_evaluations(run, args.n, **ours)
+            drawn = [diffusers_samples(run, kind, k, args.n, i, spacing, args.clip) for i in range(args.draws)]
+            if drawn[0] is None:
+                rate, theirs = "n/a", "n/a"
+            else:
+                rate = f"{args.n / drawn[0][1]:.0f}"
+                theirs = cell(ratios(run, [d[0] for d in drawn if d is not None], args.n))
+            print(f"| {kind} | {k} | {args.n / seconds:.0f} | {rate} | {cell(mine)} | {theirs} |", flush=True)
+
+
+def bits_table(learned: difflab.Run, fixed: difflab.Run, data: str, args: argparse.Namespace) -> None:
+    print(
+        f"\n### {data}: variational bound, bits/dim (normalized units, n = {args.n}, all steps, {args.draws} draws)\n"
     )
-    for kind, sampler, opts in pairs:
-        for k in (10, 20, 50):
-            a, ta = ours(run, sampler, k, n, 0, spacing, **opts)
-            other = theirs(run, DIFFUSERS_KIND[sampler], k, n, 0, spacing)
-            rate, quality_b = (
-                ("n/a", "n/a") if other is None else (f"{n / other[1]:.0f}", f"{ratio(run, other[0], truth):.3g}")
-            )
-            print(f"| {kind} | {k} | {n / ta:.0f} | {rate} | {ratio(run, a, truth):.2f} | {quality_b} |", flush=True)
-
-
-def bits_table(learned: LoadedRun, fixed: LoadedRun, data: str, n: int) -> None:
-    x0 = torch.as_tensor(learned.info.scaler.transform(load_points(data, n, 3_000_003).x), dtype=torch.float32)
-    print(f"\n### {data}: variational bound, bits/dim (normalized units, n = {n}, all {len(fixed.schedule)} steps)\n")
     print("| model | reverse variance | bits/dim | of which decoder |")
     print("|---|---|---|---|")
     for name, run, variance in (
@@ -187,34 +165,38 @@ def bits_table(learned: LoadedRun, fixed: LoadedRun, data: str, n: int) -> None:
         ("L_simple (fixed variance)", fixed, "small"),
         ("L_simple (fixed variance)", fixed, "large"),
     ):
-        bpd = nll_bits_per_dim(
-            run.bound(), run.schedule, x0, variance=variance, generator=torch.Generator().manual_seed(0)
-        )  # type: ignore[arg-type]
-        print(f"| {name} | {variance} | {bpd.total:.3f} | {bpd.decoder:.3f} |", flush=True)
+        ev = run.evaluate(nll=True, n=args.n, draws=args.draws, variance=variance, progress=False, save=False)
+        print(f"| {name} | {variance} | {cell(ev['nll'], 3)} | {cell(ev['decoder'], 3)} |", flush=True)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--train-steps", type=int, default=0, help="0: the default config's steps")
-    p.add_argument("--n", type=int, default=2000, help="samples per evaluation and per reference set")
     p.add_argument("--datasets", nargs="+", default=["moons", "circles", "complex"])
+    p.add_argument("--steps", nargs="+", type=int, default=[5, 10, 20, 50], help="respaced step counts")
+    p.add_argument("--samplers", nargs="+", default=sorted(SAMPLERS), choices=sorted(SAMPLERS))
+    p.add_argument("--n", type=int, default=2000, help="samples per draw and per reference set")
+    p.add_argument("--draws", type=int, default=4)
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides for every run")
-    p.add_argument("--clip", choices=CLIP_KINDS, default="none", help="x̂_0 clipping for every sampler")
-    p.add_argument("--spacing", choices=get_args(Spacing), default=POINT_SPACING, help="respaced timesteps")
-    p.add_argument("--keep", type=Path, default=None, help="keep the trained runs here (and reuse them if present)")
+    p.add_argument("--clip", choices=CLIP_KINDS, default="none", help="x̂0 clipping for every sampler")
+    p.add_argument("--spacing", choices=choices(Spacing), default="quadratic", help="respaced timesteps")
+    p.add_argument("--no-learned-variance", action="store_true", help="train with a fixed variance instead")
+    p.add_argument("--no-diffusers", action="store_true", help="skip the diffusers and bits/dim tables")
+    p.add_argument("--keep", type=Path, default=None, help="keep (and reuse) the trained runs here")
     args = p.parse_args()
-    extra = dict(item.split("=", 1) for item in args.set)
-    print(f"overrides: {extra or 'none (default config)'}; clip: {args.clip}; spacing: {args.spacing}")
-    torch.set_num_threads(1)
+    extra = overrides(args.set)
+    print(f"{pin_threads(1)}; overrides: {extra or 'none (default config)'}; clip {args.clip}; spacing {args.spacing}")
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        root = args.keep or Path(tmp)
-        runs = {data: train(data, args.train_steps, True, root, extra, args.clip) for data in args.datasets}
-        fixed = train(args.datasets[0], args.train_steps, False, root, extra, args.clip)
-        for data, run in runs.items():
-            sampler_table(run, data, args.n, args.spacing)
-        diffusers_table(runs[args.datasets[0]], args.datasets[0], args.n, args.spacing)
-        bits_table(runs[args.datasets[0]], fixed, args.datasets[0], args.n)
+    lv = not args.no_learned_variance
+    tag = "lv" if lv else "fixed"
+    runs = {data: trained(data, args.keep, f"{data}-{tag}", learned_variance=lv, **extra) for data in args.datasets}
+    for data, run in runs.items():
+        sampler_table(run, data, args)
+    if not args.no_diffusers:
+        first = args.datasets[0]
+        diffusers_table(runs[first], first, args)
+        if lv:
+            fixed = trained(first, args.keep, f"{first}-fixed", **extra)
+            bits_table(runs[first], fixed, first, args)
     print(f"\ntotal {time.perf_counter() - start:.0f}s")
 
 

@@ -14,7 +14,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -28,7 +27,8 @@ def worker(args: argparse.Namespace) -> None:
     from difflab import distributed
     from difflab.config import make_config
     from difflab.data.source import load_points
-    from difflab.trainer import Trainer, point_training_set
+    from difflab.points.kind import PointKind
+    from difflab.trainer import Trainer
 
     cfg = make_config(
         {
@@ -42,17 +42,16 @@ def worker(args: argparse.Namespace) -> None:
         }
     )
     world, device = distributed.start(cfg.device)
-    with tempfile.TemporaryDirectory() as tmp:
-        data = point_training_set(load_points(cfg.data, cfg.n_data, 0), cfg)
-        trainer = Trainer(cfg, data, Path(tmp), world=world, device=device)
-        start = time.perf_counter()
-        for _ in range(args.warmup):
-            trainer.train_step()
-        warm = time.perf_counter() - start
-        start = time.perf_counter()
-        for _ in range(args.steps):
-            trainer.train_step()
-        seconds = time.perf_counter() - start
+    data = PointKind().training_set(load_points(cfg.data, cfg.n_data, 0), cfg, cfg.data)
+    trainer = Trainer(cfg, data, world=world, device=device)  # in memory: nothing written
+    start = time.perf_counter()
+    for _ in range(args.warmup):
+        trainer.train_step()
+    warm = time.perf_counter() - start
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        trainer.train_step()
+    seconds = time.perf_counter() - start
     if world.is_main:
         row = {"warmup_s": warm, "steps_per_s": args.steps / seconds, "threads": torch.get_num_threads()}
         print(json.dumps(row))

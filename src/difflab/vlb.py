@@ -96,26 +96,28 @@ def nll_bits_per_dim(
     *,
     variance: VarianceKind = "small",
     generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
 ) -> BitsPerDim:
     """Upper bound on -log p(x_0) in bits/dim: L_T + Σ_{i≥1} L_{i-1} + L_0, over every step of `schedule`.
 
     Each KL term is a one-sample Monte Carlo estimate over x_t ~ q(x_t|x_0) (as in Nichol & Dhariwal
     2021, sec. 3.1); `schedule` may be respaced, giving the bound of the shorter process. `x0` is in
     the normalized units the network sees (a density there differs from the data's by the
-    normalizer's log-Jacobian). bits/dim = nats / (D ln 2) with D the number of features.
+    normalizer's log-Jacobian). bits/dim = nats / (D ln 2) with D the number of features. The bound is
+    summed in float64 on the CPU; only the network runs on `device` (in float32, so MPS works too).
     """
-    x0 = x0.double()
+    x0 = x0.double().cpu()
     n, dims = x0.shape[0], x0[0].numel()
     terms = torch.zeros(len(schedule), n, dtype=torch.float64)
     for i in range(len(schedule)):
         idx = torch.full((n,), i, dtype=torch.int64)
-        noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
+        noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
         xt = q_sample(schedule, x0, idx, noise)
-        t = schedule.timesteps[i].to(x0.device).expand(n)
-        pred = denoiser(xt.float(), t)
-        var_interp = pred.var_interp.double() if pred.var_interp is not None else None
+        t = schedule.timesteps[i].expand(n)
+        pred = denoiser(xt.float().to(device), t.to(device))
+        var_interp = pred.var_interp.double().cpu() if pred.var_interp is not None else None
         log_var = ddpm_log_variance(schedule, idx, xt, variance, var_interp)
-        terms[i] = vlb_term(schedule, x0, xt, idx, pred.x0.double(), log_var).cpu()
+        terms[i] = vlb_term(schedule, x0, xt, idx, pred.x0.double().cpu(), log_var)
     scale = 1.0 / (dims * math.log(2.0))
     prior = float(prior_kl(schedule, x0).mean()) * scale
     diffusion = float(terms[1:].sum(0).mean()) * scale

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal, get_args
-
 import torch
 from torch import nn
 
 from difflab.models.embeddings import FourierFeatures, sinusoidal_embedding
+from difflab.types import TimeEmbedding, choices
 
-TimeEmbedding = Literal["scalar", "sinusoidal"]
-TIME_EMBEDDINGS: tuple[str, ...] = get_args(TimeEmbedding)
+TIME_EMBEDDINGS: tuple[str, ...] = choices(TimeEmbedding)
 
 
 class MLP(nn.Module):

@@ -169,9 +169,10 @@ def _nll(
     parts: dict[str, list[float]] = {"nll": [], "prior": [], "diffusion": [], "decoder": []}
     with stage(f"variational bound over {len(schedule)} steps, {draws} draws", draws, progress, unit="draw") as bar:
         for i in range(draws):
-            x0 = torch.as_tensor(run.info.scaler.transform(pairs[i][0]), dtype=torch.float32).to(run.model.device)
-            generator = torch.Generator(device=run.model.device).manual_seed(seed + i)
-            bpd = nll_bits_per_dim(run.model.bound(), schedule, x0, variance=sampling.variance, generator=generator)
+            x0 = torch.as_tensor(run.info.scaler.transform(pairs[i][0]), dtype=torch.float64)
+            generator = torch.Generator().manual_seed(seed + i)
+            options = {"variance": sampling.variance, "generator": generator, "device": run.model.device}
+            bpd = nll_bits_per_dim(run.model.bound(), schedule, x0, **options)
             for key, value in zip(parts, (bpd.total, bpd.prior, bpd.diffusion, bpd.decoder), strict=True):
                 parts[key].append(value)
             bar.update(1)

@@ -1,0 +1,34 @@
+"""Shared by the benchmarks: config overrides, runs that are reused when kept, threads, and table cells."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import difflab
+from difflab.evaluation import Stat
+
+
+def overrides(items: list[str]) -> dict[str, str]:
+    """`--set KEY=VALUE ...` as training options (validated by difflab like any option)."""
+    return dict(item.split("=", 1) for item in items)
+
+
+def trained(data: str, root: Path | None, name: str, **options: Any) -> difflab.Run:
+    """Train `data` into `root/name`, or continue/reuse the run already there; in memory when `root` is None."""
+    return difflab.train(data, None if root is None else root / name, progress=False, **options)
+
+
+def pin_threads(threads: int = 1) -> str:
+    """Pin torch's threads (timings on a shared 2-core machine need it) and say so for the table header."""
+    torch.set_num_threads(threads)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return f"torch threads {threads}, load average {load:.1f} at start"
+
+
+def cell(stat: Stat, digits: int = 2) -> str:
+    """ "0.38 ± 0.05" (mean ± std over draws)."""
+    return stat.format(digits)
