@@ -2,6 +2,6 @@
 
 import sys
 
-from difflab.cli import main
+from difflab.console import main
 
 sys.exit(main())

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import sys
+import warnings
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,10 @@ import torch
 from difflab import distributed
 from difflab.config import OPTION_NAMES, RESUMABLE_CHANGES, TrainConfig, make_config
 from difflab.data.training_set import DataInfo, DataSource, TrainingSet
-from difflab.errors import UserError, option
+from difflab.errors import UserError, option, setting
 from difflab.evaluation import EVAL, Evaluation
 from difflab.kinds import Kind, kind_for_array, kind_for_info, kind_for_spec
+from difflab.limits import require_memory
 from difflab.run import (
     CONFIG,
     Checkpoint,
@@ -37,6 +39,7 @@ from difflab.run import (
     read_metrics,
     read_run_record,
     read_sampling_weights,
+    training_bytes,
 )
 from difflab.sampling import Sampling, SamplingOptions, draw, resolve
 from difflab.threads import torch_threads
@@ -234,7 +237,12 @@ class Run:
             self, resolved, n=n, draws=draws, label=label, nll=nll, seed=seed, progress=progress
         )
         if save and self.path is not None:
-            result.write(self.path / EVAL, self.step)
+            try:
+                result.write(self.path / EVAL, self.step)
+            except OSError as e:
+                warnings.warn(
+                    f"cannot write {self.path / EVAL} ({e.strerror or e}); the results are not saved", stacklevel=2
+                )
         return result
 
     def plot(
@@ -386,6 +394,9 @@ def train(
     """
     if "data" in options:
         raise UserError("give the data as the first argument, not as an option")
+    if not isinstance(data, (str, Path, np.ndarray, torch.Tensor)):
+        given = setting("data", data, quoted=True)
+        raise UserError(f"invalid {given}; expected a dataset name, a file path or an array")
     if isinstance(data, (np.ndarray, torch.Tensor)):
         array = data.detach().cpu().numpy() if isinstance(data, torch.Tensor) else data
         kind = kind_for_array(array)
@@ -401,6 +412,7 @@ def train(
         loaded = kind.load_spec(spec, cfg)
     training_set = kind.training_set(loaded, cfg, spec)
     cfg = kind.settle_config(cfg, training_set)
+    require_memory(training_bytes(cfg, training_set.info, training_set.source.n_items), "training this model")
     copy_of_data = kind.data_copy(loaded) if training_set.source.stored else None
     return _fit(cfg, training_set, Path(out) if out is not None else None, progress=progress, data=copy_of_data)
 

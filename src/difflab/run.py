@@ -111,6 +111,21 @@ def build_denoiser(cfg: TrainConfig, info: DataInfo) -> Denoiser:
     return Denoiser(net, schedule, cfg.target, learned_variance=cfg.learned_variance, clip=cfg.clip)
 
 
+def training_bytes(cfg: TrainConfig, info: DataInfo, n_items: int) -> float:
+    """A rough upper estimate of the memory training needs: data, weights with their gradient, Adam moments
+    and EMA, and the activations of one batch; used to refuse sizes the machine cannot hold before allocating."""
+    dim = int(np.prod(info.shape))
+    data = 8.0 * n_items * dim
+    if cfg.model == "mlp":
+        h = cfg.hidden
+        params = (cfg.depth + 2) * h * h + (dim + cfg.fourier_features * 2 + 64) * h * 3
+        activations = 4.0 * cfg.batch_size * h * (cfg.depth + 3) * 8
+    else:
+        params = 6_000_000 if cfg.unet_size == "base" else 1_000_000
+        activations = 4.0 * cfg.batch_size * dim * 64 * 12
+    return data + 4.0 * 5 * params + activations + 8.0 * 40 * cfg.timesteps
+
+
 @dataclass
 class TrainedModel:
     """A trained denoiser with its config and data facts: what sampling needs, and nothing about files."""
@@ -141,8 +156,12 @@ class TrainedModel:
 
 
 def model_from_weights(cfg: TrainConfig, info: DataInfo, weights: dict[str, torch.Tensor], where: str) -> TrainedModel:
-    """Rebuild a model for sampling from weights; mismatched or non-finite weights are a UserError."""
-    denoiser = build_denoiser(cfg, info)
+    """Rebuild a model for sampling from weights; mismatched or non-finite weights are a UserError.
+
+    The network is built inside a forked RNG, so loading a run leaves torch's global random state alone.
+    """
+    with torch.random.fork_rng(devices=[]):
+        denoiser = build_denoiser(cfg, info)
     bad = [k for k, v in weights.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if bad:
         raise UserError(f"{where}: weights hold NaN or inf ({bad[0]}); the file was altered or the run diverged")
@@ -353,10 +372,12 @@ class RunLock:
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
         self.fd: int | None = None
+        self.created = False
 
     def acquire(self) -> None:
         path = self.run_dir / LOCK
         try:
+            self.created = not self.run_dir.exists()
             self.run_dir.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
         except OSError as e:
@@ -375,10 +396,15 @@ class RunLock:
         self.fd = fd
 
     def release(self) -> None:
-        if self.fd is not None:
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-            os.close(self.fd)
-            self.fd = None
+        """Unlock; a folder this lock created and nothing else wrote to (training failed first) is removed."""
+        if self.fd is None:
+            return
+        if self.created and [p.name for p in self.run_dir.iterdir()] == [LOCK]:
+            (self.run_dir / LOCK).unlink()
+            self.run_dir.rmdir()
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+        self.fd = None
 
 
 class RunStore:

@@ -141,9 +141,9 @@ def resolve(options: SamplingOptions, model: TrainedModel) -> Sampling:
     variance = options.variance or model.cfg.sample_variance
     if variance == "learned" and not model.cfg.learned_variance:
         raise UserError(f"{setting('variance', 'learned')} needs a run trained with a learned variance")
+    guidance = kind.guidance if options.guidance is None else check_number("guidance", options.guidance)
     if options.guidance is not None and not model.cfg.conditional:
         raise UserError(f"{option('guidance')} weighs classes, and this run was trained without them")
-    guidance = kind.guidance if options.guidance is None else check_number("guidance", options.guidance)
     spacing = options.spacing or (LEARNED_SCHEDULE_SPACING if model.cfg.schedule == "learned" else kind.spacing)
     return Sampling(
         sampler=sampler,

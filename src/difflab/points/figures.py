@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -92,7 +93,11 @@ def plot(
         forward.append((f"t={t}", run.model.to_data_units(xt)))
     plots.plot_snapshots([("data", truth), *forward], written[2], labels=data_labels)
     plots.plot_schedule(schedule, written[3], f"{run.config.schedule}, T={run.config.timesteps}")
-    rows = run.metrics
+    try:
+        rows = run.metrics
+    except UserError as e:  # a damaged log costs the loss figure, not the others
+        warnings.warn(f"{e}; loss.png skipped", stacklevel=2)
+        rows = []
     if rows:
         written.append(folder / "loss.png")
         plots.plot_loss([r["step"] for r in rows], [r["loss"] for r in rows], written[-1])
