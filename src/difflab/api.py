@@ -308,6 +308,12 @@ class Run:
             raise UserError(f"this run has no directory: give an output folder for the {default}")
         return self.path / default
 
+    def export(self, folder: str | Path) -> Path:
+        """Write a diffusers scheduler config and the network (see `difflab.export`); returns the folder."""
+        from difflab.export import export_diffusers
+
+        return export_diffusers(self, Path(folder))
+
     # --- persistence and more training ---
     def save(self, path: str | Path) -> Run:
         """Write an in-memory run as a run directory (config, data copy, checkpoint, log) and return it loaded."""

@@ -1,4 +1,4 @@
-"""`difflab train | sample | evaluate | plot | animate | write | datasets`: parsing and printing only.
+"""`difflab train | sample | evaluate | plot | animate | write | export | datasets`: parsing and printing only.
 
 Every command calls the Python API (`difflab.api`). Every user mistake (bad option, bad file, corrupt run)
 ends in one line on stderr and exit code 2; heavy modules are imported only after the arguments parse, so
@@ -211,6 +211,13 @@ def cmd_write(args: argparse.Namespace) -> str:
     return f"wrote {args.text!r} to {out}"
 
 
+def cmd_export(args: argparse.Namespace) -> str:
+    from difflab import api
+
+    folder = api.load(args.run).export(args.diffusers)
+    return f"wrote a diffusers scheduler config and the network to {folder} (how to drive it: {folder}/README.md)"
+
+
 def cmd_datasets(args: argparse.Namespace) -> str:
     from difflab.data.catalog import dataset, datasets
 
@@ -302,6 +309,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=int, default=3, help="pixel enlargement (default 3)")
     _add_sampling_options(p, classes=False)
     p.set_defaults(func=cmd_write)
+
+    p = sub.add_parser("export", help="write the run for diffusers: a scheduler config and the network")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--diffusers", required=True, metavar="DIR", help="a new folder for the export")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("datasets", help="list built-in datasets, or export one to CSV")
     p.add_argument("--export", nargs=2, metavar=("NAME", "OUT_CSV"), help="write NAME's points to a CSV")

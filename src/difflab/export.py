@@ -1,0 +1,148 @@
+"""Taking a run to diffusers: a scheduler config its schedulers load, and the network in safetensors.
+
+    DIR/scheduler/scheduler_config.json   DDPMScheduler / DDIMScheduler / DPMSolverMultistepScheduler
+                                          .from_pretrained(DIR, subfolder="scheduler")
+    DIR/network/config.json               what difflab needs to rebuild the network (the run's config.json)
+    DIR/network/model.safetensors         its EMA weights
+    DIR/README.md                         the few lines that drive it
+
+The schedule goes over as its trained betas, so cosine, sigmoid, the series preset and a learned (VDM) schedule
+all carry over exactly as difflab discretized them. `load_network` returns a module called as diffusers calls a
+UNet: `net(sample, timestep, class_labels=None)` with integer timesteps, returning the prediction the scheduler
+config names (a score network is converted to ε, which diffusers knows).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from difflab import __version__
+from difflab.checkpoint import atomic_write_json, atomic_write_text, load_weights, save_weights
+from difflab.denoiser import Denoiser
+from difflab.errors import UserError
+from difflab.outputs import prepare_folder
+from difflab.process import x0_eps_from
+from difflab.run import RunRecord, model_from_weights, read_run_record
+
+if TYPE_CHECKING:
+    from difflab.api import Run
+
+#: diffusers' name for what the exported network predicts, per difflab target.
+PREDICTION_TYPE = {"x0": "sample", "eps": "epsilon", "v": "v_prediction", "score": "epsilon"}
+SCHEDULER = "scheduler"
+NETWORK = "network"
+
+
+def scheduler_config(run: Run) -> dict[str, Any]:
+    """The config every one of diffusers' DDPM, DDIM and DPMSolverMultistep schedulers accepts.
+
+    Clipping follows what difflab samples with by default (the run's option; images clip): `clip` becomes
+    `clip_sample`, `dynamic` becomes `thresholding` (Saharia et al.'s, at the same percentile).
+    """
+    default = run.resolve()
+    return {
+        "_class_name": "DDPMScheduler",
+        "_diffusers_version": "0.27.0",
+        "num_train_timesteps": len(run.model.schedule),
+        "trained_betas": run.model.schedule.betas.tolist(),
+        "prediction_type": PREDICTION_TYPE[run.config.target],
+        "clip_sample": default.clip == "clip",
+        "clip_sample_range": 1.0,
+        "thresholding": default.clip == "dynamic",
+        "dynamic_thresholding_ratio": 0.995,
+        "sample_max_value": 1.0,
+        "timestep_spacing": "trailing",
+    }
+
+
+USAGE = """# {name}, exported by difflab {version}
+
+```python
+import torch
+from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
+from difflab.export import load_network
+
+net = load_network("{folder}")                       # needs difflab installed for the architecture
+scheduler = DPMSolverMultistepScheduler.from_pretrained("{folder}", subfolder="scheduler")
+scheduler.set_timesteps(20)
+x = torch.randn(1000, *net.item_shape)               # model units: points scaled to [-1, 1], pixels to [-1, 1]
+with torch.no_grad():
+    for t in scheduler.timesteps:
+        x = scheduler.step(net(x, t), t, x).prev_sample
+samples = net.to_data_units(x)                        # points in the data's units, images in [0, 1]
+```
+
+With DDIMScheduler, pass `use_clipped_model_output=True` to `step` where the run clips (images do): difflab
+re-derives ε from the clipped x̂0. What does not carry over: difflab's quadratic timestep spacing (diffusers has
+none; the config uses trailing), a learned variance (the shared config uses fixed variances; for DDPM pass
+`variance_type="learned_range"` to `from_pretrained` and set `net.with_variance = True`), and
+classifier-free guidance (call `net(x, t, class_labels=c)` and `net(x, t)` and combine
+`uncond + w * (cond - uncond)` yourself; difflab's weight w is diffusers' `guidance_scale`).
+"""
+
+
+def export_diffusers(run: Run, folder: Path) -> Path:
+    """Write the run as a diffusers scheduler config plus the network; returns `folder`."""
+    if folder.exists() and any(folder.iterdir()):
+        raise UserError(f"{folder} is not empty; export into a new folder")
+    prepare_folder(folder / SCHEDULER)
+    prepare_folder(folder / NETWORK)
+    atomic_write_json(folder / SCHEDULER / "scheduler_config.json", scheduler_config(run))
+    record = RunRecord(run.config, run.info, run.source)
+    atomic_write_json(folder / NETWORK / "config.json", record.to_dict())
+    save_weights(folder / NETWORK / "model.safetensors", run.model.denoiser.model.state_dict())
+    name = f"{run.config.data} ({run.kind.name}, {run.config.target} target, step {run.step})"
+    atomic_write_text(folder / "README.md", USAGE.format(name=name, version=__version__, folder=folder))
+    return folder
+
+
+class DiffusersNetwork(nn.Module):
+    """A difflab network as diffusers' schedulers expect it: integer timesteps in, their prediction type out."""
+
+    def __init__(self, record: RunRecord, denoiser: Denoiser) -> None:
+        super().__init__()
+        self.record = record
+        self.denoiser = denoiser
+        #: Also return the variance channels (for DDPMScheduler with variance_type="learned_range").
+        self.with_variance = False
+
+    @property
+    def item_shape(self) -> tuple[int, ...]:
+        return self.record.info.shape
+
+    def forward(
+        self, sample: torch.Tensor, timestep: torch.Tensor | int, class_labels: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The prediction at integer timestep(s) `timestep`; `class_labels` None is the "no label" entry."""
+        n = sample.shape[0]
+        t = torch.as_tensor(timestep, device=sample.device).to(torch.int64).reshape(-1).expand(n)
+        cond = class_labels
+        if self.record.cfg.conditional and cond is None:
+            cond = torch.full((n,), self.record.info.num_classes, dtype=torch.int64, device=sample.device)
+        out = self.denoiser.raw(sample, t, cond)
+        pred, _ = self.denoiser.split(out)
+        if self.denoiser.target == "score":
+            pred = x0_eps_from("score", self.denoiser.schedule, sample, t, pred)[1]
+        if self.with_variance and self.denoiser.learned_variance:
+            return torch.cat([pred, out.chunk(2, dim=1)[1]], dim=1)
+        return pred
+
+    def to_data_units(self, x: torch.Tensor) -> torch.Tensor:
+        """Model units → the data's units (points), or [0, 1] (images)."""
+        if self.record.info.is_image:
+            return (x.clamp(-1, 1) + 1) / 2
+        return torch.as_tensor(self.record.info.scaler.inverse(x.double().cpu().numpy()))
+
+
+def load_network(folder: str | Path) -> DiffusersNetwork:
+    """The exported network, ready for diffusers' schedulers (in eval mode, on the CPU)."""
+    network = Path(folder) / NETWORK
+    if not (network / "config.json").is_file():
+        raise UserError(f"{folder}: not a difflab export (no {NETWORK}/config.json)")
+    record = read_run_record(network)
+    model = model_from_weights(record.cfg, record.info, load_weights(network / "model.safetensors"), str(network))
+    return DiffusersNetwork(record, model.denoiser).eval()
