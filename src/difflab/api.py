@@ -87,6 +87,7 @@ class Run:
         self._checkpoint = checkpoint
         #: What the `train` call that made this Run did (steps, seconds, final loss); None for `load`.
         self.training = training
+        self._snapshots: list[tuple[int, np.ndarray]] | None = None
 
     def __repr__(self) -> str:
         where = str(self.path) if self.path else "in memory"
@@ -114,6 +115,16 @@ class Run:
         if self._metrics is not None:
             return self._metrics
         return read_metrics(self.path) if self.path else []
+
+    def snapshots(self) -> list[tuple[int, np.ndarray]]:
+        """Samples drawn while training (`sample_every`): (step, points in data units or uint8 images)."""
+        if self._snapshots is not None:
+            return self._snapshots
+        if self.path is None:
+            return []
+        from difflab.monitor import read_snapshots
+
+        return read_snapshots(self.path)
 
     def data_copy(self) -> dict[str, np.ndarray]:
         """The run's own copy of its training data (point runs and runs trained from arrays)."""
@@ -458,14 +469,20 @@ def _fit(
                 _announce(trainer)
             if resuming and not trainer.restore() and must_resume:
                 raise UserError(f"{out}: nothing to resume (no checkpoint yet)")
-            hooks = _training_hooks(cfg, training_set, out, world.is_main)
+            monitor = _monitor(cfg, training_set, out, world.is_main)
+            hooks = {} if monitor is None else {"on_log": monitor.logged, "on_sample": monitor.sampled}
             result = trainer.fit(progress=progress, **hooks)
+            if monitor is not None:
+                monitor.close()
             distributed.finish(world)
     finally:
         if lock is not None:
             lock.release()
         distributed.stop(world)
-    return _run_from_trainer(trainer, training_set, out, store, data, result)
+    run = _run_from_trainer(trainer, training_set, out, store, data, result)
+    if monitor is not None and out is None:
+        run._snapshots = monitor.snapshots
+    return run
 
 
 def _announce(trainer: Trainer) -> None:
@@ -490,14 +507,13 @@ def _check_existing(out: Path, record: RunRecord, must_resume: bool) -> bool:
     return True
 
 
-def _training_hooks(cfg: TrainConfig, training_set: TrainingSet, out: Path | None, main: bool) -> dict[str, Any]:
-    """Progress snapshots and TensorBoard, when asked for (rank 0 only)."""
+def _monitor(cfg: TrainConfig, training_set: TrainingSet, out: Path | None, main: bool) -> Any:
+    """Progress snapshots and TensorBoard, when asked for (rank 0 only); None otherwise."""
     if not main or not (cfg.sample_every or cfg.tensorboard):
-        return {}
+        return None
     from difflab.monitor import TrainingMonitor
 
-    monitor = TrainingMonitor(cfg, training_set, out)
-    return {"on_log": monitor.logged, "on_sample": monitor.sampled}
+    return TrainingMonitor(cfg, training_set, out)
 
 
 def _run_from_trainer(

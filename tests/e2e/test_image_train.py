@@ -87,13 +87,14 @@ def test_figures(run_dir: Path, tmp_path: Path) -> None:
     assert len(names) == 13 and names[-3:] == ["all-classes.png", "trajectory.png", "forward.png"]
     assert all(p.is_file() for p in paths)
     assert run.animate(tmp_path / "g.gif", n=4, frames=3, steps=3, progress=False).is_file()
-    assert Image.open(tmp_path / "g.gif").n_frames == 4
+    assert 3 <= Image.open(tmp_path / "g.gif").n_frames <= 4  # up to 3 steps chosen evenly in log SNR, then the final
     glyph = np.zeros((1, 28, 28), dtype=np.uint8)
     glyph[0, 4:24, 12:16] = 255
+    ts, cells = figures.forward_cells(run, glyph, 5)
+    assert len(ts) == 4 and ts == sorted(ts) and (cells[0] == glyph).all()
+    assert abs(float(cells[-1].mean()) - 127.5) < 20  # clean → almost pure noise
     figures.forward_strip(run, glyph, tmp_path / "f.png", columns=5)
-    strip = np.asarray(Image.open(tmp_path / "f.png"))[::3, ::3]  # undo the ×3 enlargement
-    first, last = strip[2:30, 2:30], strip[2:30, -30:-2]
-    assert (first == glyph[0]).all() and abs(float(last.mean()) - 127.5) < 20  # clean → almost pure noise
+    assert Image.open(tmp_path / "f.png").width >= 5 * 30 * 3
 
 
 def test_class_lookup_falls_back_to_the_other_case() -> None:

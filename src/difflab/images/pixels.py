@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from difflab.checkpoint import atomic_write_bytes
 from difflab.data.normalize import MinMaxScaler
@@ -50,4 +50,48 @@ def save_png(mosaic: np.ndarray, path: Path, scale: int = 2) -> None:
     """Write a mosaic as PNG, atomically."""
     buf = io.BytesIO()
     to_pil(mosaic, scale).save(buf, format="PNG")
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def font(size: int = 12) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    """Pillow's bundled font at `size` pixels (no system fonts needed)."""
+    try:
+        return ImageFont.load_default(size)
+    except TypeError:  # Pillow < 10.1 has one fixed-size bitmap font
+        return ImageFont.load_default()
+
+
+def labelled(
+    picture: Image.Image,
+    title: str,
+    *,
+    row_labels: list[str] | None = None,
+    row_height: int = 0,
+    col_labels: list[str] | None = None,
+    col_width: int = 0,
+    size: int = 12,
+) -> Image.Image:
+    """`picture` on a white canvas with a title above, optional labels left of each row and above each column."""
+    f = font(size)
+    left = max((int(f.getlength(t)) for t in row_labels), default=0) + 8 if row_labels else 0
+    top_title = (size + 4) * (title.count("\n") + 1) + 4
+    top_cols = size + 4 if col_labels else 0
+    width = max(picture.width + left, max(int(f.getlength(line)) for line in title.split("\n")) + 8)
+    canvas = Image.new("RGB", (width, picture.height + top_title + top_cols), "white")
+    canvas.paste(picture.convert("RGB"), (left, top_title + top_cols))
+    draw = ImageDraw.Draw(canvas)
+    draw.multiline_text((4, 3), title, fill="black", font=f, spacing=4)
+    for k, text in enumerate(row_labels or []):
+        y = top_title + top_cols + k * row_height + row_height // 2 - size // 2
+        draw.text((4, y), text, fill="black", font=f)
+    for k, text in enumerate(col_labels or []):
+        x = left + k * col_width + max(0, (col_width - int(f.getlength(text))) // 2)
+        draw.text((x, top_title), text, fill="black", font=f)
+    return canvas
+
+
+def save_picture(picture: Image.Image, path: Path) -> None:
+    """Write a Pillow image as PNG, atomically."""
+    buf = io.BytesIO()
+    picture.save(buf, format="PNG")
     atomic_write_bytes(path, buf.getvalue())

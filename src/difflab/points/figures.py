@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from difflab import frames
 from difflab.data.source import load_points
 from difflab.errors import UserError
 from difflab.limits import check_number
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 
 DEFAULT_PLOT_N = 3000
 DEFAULT_ANIMATE_N = 2000
+PROCESS_COLUMNS = 6
 
 
 def data_for_figures(run: Run, n: int, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
@@ -35,21 +37,29 @@ def data_for_figures(run: Run, n: int, seed: int) -> tuple[np.ndarray, np.ndarra
     return data.x, data.labels
 
 
-def record_trajectory(
-    run: Run, sampling: Sampling, n: int, keep: int, labels: torch.Tensor | None, seed: int, progress: bool | None
-) -> tuple[np.ndarray, list[tuple[int, np.ndarray]]]:
-    """Samples plus `keep` evenly spaced intermediate states (model timestep, x in data units)."""
-    states: list[tuple[int, np.ndarray]] = []
-    total = sampling.steps
-    wanted = set(np.linspace(0, total - 1, keep).round().astype(int).tolist())
+def caption(run: Run, sampling: Sampling, label: int | str | None = None) -> str:
+    """What made a figure: data, sampler, steps, guidance, class."""
+    conditional = bool(run.class_names)
+    text = f"{run.config.data}: {sampling.describe(conditional)}"
+    if label is not None:
+        text += f", class {run.class_names[run.class_index(label)] if run.class_names else label}"
+    return text
 
-    def callback(step: dict[str, Any]) -> None:
-        if step["i"] in wanted:
-            states.append((step["t"], run.model.to_data_units(step["x"])))
 
-    final = run.model.to_data_units(
-        run.draw(n, sampling, labels=labels, seed=seed, callback=callback, progress=progress)
-    )
+def record(
+    run: Run, sampling: Sampling, n: int, count: int, labels: torch.Tensor | None, seed: int, progress: bool | None
+) -> tuple[np.ndarray, list[tuple[int, np.ndarray, np.ndarray]]]:
+    """Samples, and (t, x_t, x̂0) in data units at up to `count` steps chosen evenly in log SNR."""
+    schedule = sampling.schedule(run.model)
+    wanted = set(frames.by_log_snr(schedule, count))
+    states: list[tuple[int, np.ndarray, np.ndarray]] = []
+
+    def keep(state: dict[str, Any]) -> None:
+        if state["i"] in wanted:
+            states.append((state["t"], run.model.to_data_units(state["x"]), run.model.to_data_units(state["x0"])))
+
+    one_chunk = replace(sampling, chunk_size=max(n, sampling.chunk_size))
+    final = run.model.to_data_units(run.draw(n, one_chunk, labels=labels, seed=seed, callback=keep, progress=progress))
     return final, states
 
 
@@ -68,7 +78,8 @@ def plot(
     seed: int,
     progress: bool | None,
 ) -> list[Path]:
-    """samples.png, reverse.png, forward.png, schedule.png, loss.png (if logged), guidance.png (conditional)."""
+    """samples.png, reverse.png, forward.png, schedule.png, loss.png (if logged), guidance.png (conditional),
+    progress.png/.gif (runs trained with sample_every)."""
     n = check_number("n", DEFAULT_PLOT_N if n is None else n)
     prepare_folder(folder)
     truth, truth_labels = data_for_figures(run, n, seed)
@@ -76,23 +87,20 @@ def plot(
     data_labels = truth_labels if names else None
     labels = run.labels_for(n, label, every_class=True)
     sample_labels = None if labels is None else labels.numpy()
-    final, states = record_trajectory(run, sampling, n, 6, labels, seed, progress)
+    text = caption(run, sampling, label)
+    final, states = record(run, sampling, n, PROCESS_COLUMNS, labels, seed, progress)
     written = [folder / "samples.png", folder / "reverse.png", folder / "forward.png", folder / "schedule.png"]
     plots.plot_comparison(
-        truth, final, written[0], data_labels=data_labels, sample_labels=sample_labels, class_names=names
+        truth, final, written[0], caption=text, data_labels=data_labels, sample_labels=sample_labels, class_names=names
     )
-    snapshots = [(f"t={t}", x) for t, x in states] + [("generated", final)]
-    plots.plot_snapshots(snapshots, written[1], labels=sample_labels)
-    x0 = torch.as_tensor(run.info.scaler.transform(truth), dtype=torch.float32)
-    gen = torch.Generator().manual_seed(seed)
-    schedule = run.model.schedule
-    forward = []
-    for t in np.linspace(0, len(schedule) - 1, 6).round().astype(int):
-        i = torch.full((len(x0),), int(t), dtype=torch.int64)
-        xt = q_sample(schedule, x0, i, torch.randn(x0.shape, generator=gen))
-        forward.append((f"t={t}", run.model.to_data_units(xt)))
-    plots.plot_snapshots([("data", truth), *forward], written[2], labels=data_labels)
-    plots.plot_schedule(schedule, written[3], f"{run.config.schedule}, T={run.config.timesteps}")
+    log_snr = run.model.schedule.log_snr
+    columns: list[tuple[str, np.ndarray, np.ndarray | None]] = [
+        (f"t = {t}, log SNR {float(log_snr[t]):.1f}", x, x0) for t, x, x0 in states
+    ]
+    columns.append(("generated", final, None))
+    plots.plot_process(columns, written[1], caption=f"reverse process; {text}", labels=sample_labels, class_names=names)
+    plot_forward(run, truth, data_labels, written[2], seed)
+    plots.plot_schedule(run.model.schedule, written[3], f"{run.config.schedule}, T = {run.config.timesteps}")
     try:
         rows = run.metrics
     except UserError as e:  # a damaged log costs the loss figure, not the others
@@ -100,21 +108,48 @@ def plot(
         rows = []
     if rows:
         written.append(folder / "loss.png")
-        plots.plot_loss([r["step"] for r in rows], [r["loss"] for r in rows], written[-1])
+        loss_caption = (
+            f"training loss ({run.config.target} target, {run.config.weighting} weighting, {run.config.loss})"
+        )
+        plots.plot_loss([r["step"] for r in rows], [r["loss"] for r in rows], written[-1], caption=loss_caption)
     if names:
-        per_cell = max(n // len(names), 1)
-        grid_labels = torch.arange(len(names)).repeat_interleave(per_cell)
-        weights = guidance_weights(sampling.guidance)
-        columns = []
-        for w in weights:
-            x = run.draw(
-                len(grid_labels), replace(sampling, guidance=w), labels=grid_labels, seed=seed, progress=progress
-            )
-            columns.append(run.model.to_data_units(x))
-        cells = [[col[grid_labels.numpy() == k] for col in columns] for k in range(len(names))]
-        written.append(folder / "guidance.png")
-        plots.plot_guidance_grid(cells, names, weights, written[-1], background=truth)
-    return written
+        written.append(plot_guidance(run, sampling, n, seed, truth, folder / "guidance.png", progress))
+    from difflab.monitor import write_progress
+
+    return written + write_progress(run.info, run.snapshots(), folder)
+
+
+def plot_forward(run: Run, truth: np.ndarray, labels: np.ndarray | None, path: Path, seed: int) -> None:
+    """The data noised in one step by q(x_t | x_0) at t chosen evenly in log SNR (t = 0 adds almost nothing)."""
+    schedule = run.model.schedule
+    x0 = torch.as_tensor(run.info.scaler.transform(truth), dtype=torch.float32)
+    gen = torch.Generator().manual_seed(seed)
+    noise = torch.randn(x0.shape, generator=gen)
+    panels = [("data", truth)]
+    for t in reversed(frames.by_log_snr(schedule, 6)):
+        i = torch.full((len(x0),), t, dtype=torch.int64)
+        xt = q_sample(schedule, x0, i, noise)
+        panels.append((f"t = {t}, log SNR {float(schedule.log_snr[t]):.1f}", run.model.to_data_units(xt)))
+    title = f"forward process q(x_t | x_0) in one step, one noise draw; {run.config.schedule}, T = {len(schedule)}"
+    plots.plot_snapshots(panels, path, title=title, labels=labels)
+
+
+def plot_guidance(
+    run: Run, sampling: Sampling, n: int, seed: int, truth: np.ndarray, path: Path, progress: bool | None
+) -> Path:
+    """guidance.png: each class (rows) at guidance 0, 1, 2, 4, 8 and the run's weight (columns)."""
+    names = run.class_names or []
+    per_cell = max(n // len(names), 1)
+    grid_labels = torch.arange(len(names)).repeat_interleave(per_cell)
+    weights = guidance_weights(sampling.guidance)
+    columns = []
+    for w in weights:
+        x = run.draw(len(grid_labels), replace(sampling, guidance=w), labels=grid_labels, seed=seed, progress=progress)
+        columns.append(run.model.to_data_units(x))
+    cells = [[col[grid_labels.numpy() == k] for col in columns] for k in range(len(names))]
+    text = f"{run.config.data}: {replace(sampling, guidance=0.0).describe()}"
+    plots.plot_guidance_grid(cells, names, weights, path, caption=text, background=truth)
+    return path
 
 
 def animate(
@@ -128,19 +163,26 @@ def animate(
     seed: int,
     progress: bool | None,
 ) -> Path:
-    """A GIF of the denoising process, coloured by class for a conditional run."""
+    """A GIF of the denoising process, frames evenly in log SNR, coloured by class for a conditional run."""
     n = check_number("n", DEFAULT_ANIMATE_N if n is None else n)
     frames = check_number("frames", frames)
     prepare_output(path, (".gif",), "animations")
     labels = run.labels_for(n, label, every_class=True)
-    final, states = record_trajectory(run, sampling, n, frames, labels, seed, progress)
-    if not states:
-        raise UserError("no intermediate states were recorded")
-    everything = np.concatenate([final] + [x for _, x in states[-len(states) // 2 :]])
+    final, states = record(run, sampling, n, frames, labels, seed, progress)
+    everything = np.concatenate([final] + [x for _, x, _ in states[-len(states) // 2 :]])
     lo, hi = np.percentile(everything, [0.5, 99.5], axis=0)
     pad = 0.1 * (hi - lo)
     dims = [0, 1] if final.shape[1] > 1 else [0, 0]
     limits = np.stack([lo[dims] - pad[dims], hi[dims] + pad[dims]], axis=1)
-    shown = [(f"t = {t}", x) for t, x in states] + [("x0 (generated)", final)]
-    plots.write_gif(shown, path, limits=limits, labels=None if labels is None else labels.numpy())
+    log_snr = run.model.schedule.log_snr
+    shown = [(f"t = {t}, log SNR {float(log_snr[t]):.1f}", x) for t, x, _ in states] + [("generated x0", final)]
+    names = run.class_names if labels is not None else None
+    plots.write_gif(
+        shown,
+        path,
+        limits=limits,
+        labels=None if labels is None else labels.numpy(),
+        class_names=names,
+        caption=caption(run, sampling, label),
+    )
     return path

@@ -1,4 +1,8 @@
-"""Figures for point data (matplotlib, headless): comparisons, process snapshots, curves, GIFs."""
+"""Figures for point data, drawn with matplotlib's object API (no pyplot, so no backend is chosen on import).
+
+Every figure says what made it (a caption with the sampler, steps and guidance), points keep equal axes (a
+circle is drawn as a circle), and class-coloured points come with a legend.
+"""
 
 from __future__ import annotations
 
@@ -18,16 +22,18 @@ from difflab.checkpoint import atomic_write_bytes
 from difflab.schedule import Schedule
 
 POINT_SIZE = 2.0
+#: One colour per class (tab10), the same class always the same colour.
+CLASS_MAP = "tab10"
 
 
-def save_figure(fig: Figure, path: Path, **kwargs: object) -> None:
+def save_figure(fig: Figure, path: Path) -> None:
     """Render a figure to bytes and write it atomically (so a crash never leaves half a PNG)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format=path.suffix.lstrip(".") or "png", dpi=110, bbox_inches="tight", **kwargs)
+    fig.savefig(buf, format=path.suffix.lstrip(".") or "png", dpi=110, bbox_inches="tight")
     atomic_write_bytes(path, buf.getvalue())
 
 
-def _pairs(dim: int) -> list[tuple[int, int]]:
+def pairs(dim: int) -> list[tuple[int, int]]:
     """Column pairs to show: (0, 1) for 2-D, consecutive pairs (0,1), (2,3), ... for more."""
     if dim == 1:
         return [(0, 0)]
@@ -36,27 +42,35 @@ def _pairs(dim: int) -> list[tuple[int, int]]:
 
 def class_colours(labels: np.ndarray) -> np.ndarray:
     """RGBA per point: class k always gets tab10 colour k (mod 10), whichever classes are present."""
-    return matplotlib.colormaps["tab10"](np.asarray(labels, dtype=np.int64) % 10)
+    return matplotlib.colormaps[CLASS_MAP](np.asarray(labels, dtype=np.int64) % 10)
 
 
-def _scatter(ax: Axes, x: np.ndarray, pair: tuple[int, int], labels: np.ndarray | None, title: str) -> None:
+def scatter(
+    ax: Axes, x: np.ndarray, pair: tuple[int, int], labels: np.ndarray | None, title: str, *, ticks: bool = True
+) -> None:
+    """Points of columns `pair` on equal axes (a histogram for 1-D data), coloured by class if labelled."""
     i, j = pair
     if i == j:
         ax.hist(x[:, i], bins=80, color="tab:blue", alpha=0.8)
     else:
         colour = class_colours(labels) if labels is not None else "tab:blue"
         ax.scatter(x[:, i], x[:, j], s=POINT_SIZE, alpha=0.6, linewidths=0, c=colour)
-        ax.set_xlabel(f"x{i}")
-        ax.set_ylabel(f"x{j}")
-    ax.set_title(title)
+        ax.set_aspect("equal", adjustable="box")
+        if ticks:
+            ax.set_xlabel(f"x{i}")
+            ax.set_ylabel(f"x{j}")
+    if not ticks:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    ax.set_title(title, fontsize=9)
 
 
-def _class_legend(fig: Figure, class_names: Sequence[str]) -> None:
+def class_legend(fig: Figure, class_names: Sequence[str]) -> None:
     handles = [
         Line2D([], [], marker="o", linestyle="", color=class_colours(np.array([k]))[0], label=name)
         for k, name in enumerate(class_names)
     ]
-    fig.legend(handles=handles, loc="upper center", ncol=min(len(handles), 8), bbox_to_anchor=(0.5, 1.04))
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 8), fontsize=8)
 
 
 def plot_comparison(
@@ -64,74 +78,140 @@ def plot_comparison(
     samples: np.ndarray,
     path: Path,
     *,
+    caption: str,
     data_labels: np.ndarray | None = None,
     sample_labels: np.ndarray | None = None,
     class_names: Sequence[str] | None = None,
 ) -> None:
-    """Data vs generated side by side, in data units; one row of panels per column pair when D > 2.
-
-    Points with labels are coloured by class (generated ones by the class they were guided to).
-    """
-    pairs = _pairs(data.shape[1])
-    fig = Figure(figsize=(9, 4.2 * len(pairs)), layout="constrained")
-    axes = fig.subplots(len(pairs), 2, squeeze=False)
-    for row, pair in enumerate(pairs):
-        _scatter(axes[row, 0], data, pair, data_labels, "data")
-        _scatter(axes[row, 1], samples, pair, sample_labels, "generated")
-        lims = [axes[row, 0].get_xlim(), axes[row, 0].get_ylim()]
-        axes[row, 1].set_xlim(lims[0])
-        axes[row, 1].set_ylim(lims[1])
+    """Data vs generated side by side, in data units, on the same axes; one row per column pair when D > 2."""
+    rows = pairs(data.shape[1])
+    fig = Figure(figsize=(9, 4.3 * len(rows)), layout="constrained")
+    axes = fig.subplots(len(rows), 2, squeeze=False)
+    for row, pair in enumerate(rows):
+        scatter(axes[row, 0], data, pair, data_labels, f"data (n = {len(data)})")
+        scatter(axes[row, 1], samples, pair, sample_labels, f"generated (n = {len(samples)})")
+        both = np.concatenate([data, samples])[:, list(pair)]
+        lo, hi = np.percentile(both, [0.2, 99.8], axis=0)
+        pad = 0.08 * (hi - lo)
+        for ax in axes[row]:
+            if pair[0] != pair[1]:
+                ax.set_xlim(lo[0] - pad[0], hi[0] + pad[0])
+                ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
+    fig.suptitle(caption, fontsize=10)
     if class_names:
-        _class_legend(fig, class_names)
+        class_legend(fig, class_names)
+    save_figure(fig, path)
+
+
+def plot_process(
+    columns: Sequence[tuple[str, np.ndarray, np.ndarray | None]],
+    path: Path,
+    *,
+    caption: str,
+    labels: np.ndarray | None = None,
+    class_names: Sequence[str] | None = None,
+) -> None:
+    """The reverse process: x_t in the top row and the model's guess x̂0 under it, one column per chosen step.
+
+    Each column is (title, x_t, x̂0 or None); axes are shared per row so the points visibly contract.
+    """
+    fig = Figure(figsize=(2.5 * len(columns), 5.2), layout="constrained")
+    axes = fig.subplots(2, len(columns), squeeze=False)
+    pair = pairs(columns[0][1].shape[1])[0]
+    for c, (title, x, x0) in enumerate(columns):
+        scatter(axes[0, c], x, pair, labels, title, ticks=False)
+        if x0 is not None:
+            scatter(axes[1, c], x0, pair, labels, "", ticks=False)
+        else:
+            axes[1, c].axis("off")
+    axes[0, 0].set_ylabel("x_t (the chain)", fontsize=9)
+    axes[1, 0].set_ylabel("x̂0 (the model's guess)", fontsize=9)
+    for row in axes:  # shared limits per row, from the last (sharpest) column
+        ref = row[-1] if row[-1].has_data() else row[-2]
+        for ax in row:
+            if ax.has_data():
+                ax.set_xlim(ref.get_xlim())
+                ax.set_ylim(ref.get_ylim())
+    fig.suptitle(caption, fontsize=10)
+    if class_names:
+        class_legend(fig, class_names)
     save_figure(fig, path)
 
 
 def plot_snapshots(
-    snapshots: Sequence[tuple[str, np.ndarray]], path: Path, *, labels: np.ndarray | None = None
+    snapshots: Sequence[tuple[str, np.ndarray]],
+    path: Path,
+    *,
+    title: str,
+    labels: np.ndarray | None = None,
 ) -> None:
-    """A strip of scatter plots (first two columns), one per titled state; `labels` colour every state's points."""
-    fig = Figure(figsize=(2.6 * len(snapshots), 2.8))
+    """A strip of scatter plots (first two columns), one per titled state, on the last state's axes."""
+    fig = Figure(figsize=(2.6 * len(snapshots), 3.0), layout="constrained")
     axes = fig.subplots(1, len(snapshots), squeeze=False)
-    for ax, (title, x) in zip(axes[0], snapshots, strict=True):
-        _scatter(ax, x, _pairs(x.shape[1])[0], labels, title)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.set_xlabel("")
-        ax.set_ylabel("")
+    for ax, (name, x) in zip(axes[0], snapshots, strict=True):
+        scatter(ax, x, pairs(x.shape[1])[0], labels, name, ticks=False)
+    last = axes[0, -1]
+    for ax in axes[0]:
+        ax.set_xlim(last.get_xlim())
+        ax.set_ylim(last.get_ylim())
+    fig.suptitle(title, fontsize=10)
     save_figure(fig, path)
 
 
-def plot_loss(steps: Sequence[int], losses: Sequence[float], path: Path) -> None:
-    """Training loss against step (log scale)."""
-    fig = Figure(figsize=(6, 3.5))
+def snapshot_figure(x: np.ndarray, title: str) -> Figure:
+    """One scatter of samples (for TensorBoard)."""
+    fig = Figure(figsize=(4, 4), layout="constrained")
+    scatter(fig.subplots(), x, pairs(x.shape[1])[0], None, title)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def smooth(values: np.ndarray, span: int) -> np.ndarray:
+    """Exponential moving average with the given span (in points), started at the first value."""
+    alpha = 2.0 / (span + 1.0)
+    out = np.empty_like(values, dtype=np.float64)
+    acc = float(values[0])
+    for k, v in enumerate(values):
+        acc = alpha * float(v) + (1 - alpha) * acc
+        out[k] = acc
+    return out
+
+
+def plot_loss(steps: Sequence[int], losses: Sequence[float], path: Path, *, caption: str) -> None:
+    """The logged loss (light) and its moving average (dark) against step, log scale."""
+    loss = np.asarray(losses, dtype=np.float64)
+    fig = Figure(figsize=(6.5, 3.6), layout="constrained")
     ax = fig.subplots()
-    ax.plot(steps, losses)
+    ax.plot(steps, loss, color="tab:blue", alpha=0.3, linewidth=1, label="logged (mean over each interval)")
+    if len(loss) > 3:
+        ax.plot(steps, smooth(loss, max(3, len(loss) // 20)), color="tab:blue", linewidth=2, label="moving average")
     ax.set_yscale("log")
-    ax.set_xlabel("step")
+    ax.set_xlabel("training step")
     ax.set_ylabel("loss")
-    ax.grid(alpha=0.3)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    ax.set_title(caption, fontsize=10)
     save_figure(fig, path)
 
 
-def plot_schedule(schedule: Schedule, path: Path, name: str = "") -> None:
-    """ᾱ_t, log SNR_t and the posterior variance β̃_t against t."""
+def plot_schedule(schedule: Schedule, path: Path, name: str) -> None:
+    """ᾱ_t, log SNR_t and the reverse-step variances against t, each panel titled on its own line."""
     t = schedule.timesteps.numpy()
-    fig = Figure(figsize=(12, 3.2))
+    fig = Figure(figsize=(12, 3.6), layout="constrained")
     axes = fig.subplots(1, 3)
     axes[0].plot(t, schedule.alphas_cumprod.numpy())
-    axes[0].set_title(f"ᾱ_t (ᾱ_T-1 = {schedule.terminal_alpha_bar:.3g})")
+    axes[0].set_title(f"signal kept: ᾱ_t\n(last step: {schedule.terminal_alpha_bar:.2g})", fontsize=10)
     axes[1].plot(t, schedule.log_snr.numpy())
-    axes[1].set_title("log SNR_t")
+    axes[1].set_title("log SNR_t = log ᾱ_t / (1 - ᾱ_t)", fontsize=10)
     axes[2].plot(t[1:], schedule.posterior_variance.numpy()[1:], label="β̃_t (small)")
     axes[2].plot(t, schedule.betas.numpy(), label="β_t (large)", alpha=0.7)
     axes[2].set_yscale("log")
-    axes[2].legend()
-    axes[2].set_title("reverse-step variance")
+    axes[2].legend(fontsize=8)
+    axes[2].set_title("reverse-step variance", fontsize=10)
     for ax in axes:
-        ax.set_xlabel("t")
+        ax.set_xlabel("timestep t")
         ax.grid(alpha=0.3)
-    if name:
-        fig.suptitle(name)
+    fig.suptitle(f"noise schedule: {name}", fontsize=11)
     save_figure(fig, path)
 
 
@@ -141,11 +221,12 @@ def plot_guidance_grid(
     weights: Sequence[float],
     path: Path,
     *,
+    caption: str,
     background: np.ndarray | None = None,
 ) -> None:
     """Samples per class (rows) and guidance weight (columns), over the data in grey (first two columns)."""
     rows, cols = len(class_names), len(weights)
-    fig = Figure(figsize=(2.2 * cols, 2.2 * rows))
+    fig = Figure(figsize=(2.3 * cols, 2.4 * rows), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False)
     j = 1 if cells[0][0].shape[1] > 1 else 0
     for k, name in enumerate(class_names):
@@ -155,13 +236,14 @@ def plot_guidance_grid(
                 ax.scatter(background[:, 0], background[:, j], s=1.0, c="0.85", linewidths=0)
             x = cells[k][c]
             ax.scatter(x[:, 0], x[:, j], s=POINT_SIZE, alpha=0.6, linewidths=0, c=class_colours(np.full(len(x), k)))
+            ax.set_aspect("equal", adjustable="box")
             ax.set_xticks([])
             ax.set_yticks([])
             if k == 0:
-                ax.set_title(f"w = {w:g}")
+                ax.set_title(f"w = {w:g}" + (" (unconditional)" if w == 0 else ""), fontsize=9)
             if c == 0:
                 ax.set_ylabel(name)
-    fig.suptitle("classifier-free guidance: ε(x,∅) + w·(ε(x,c) − ε(x,∅))")
+    fig.suptitle(f"classifier-free guidance ε(x,∅) + w·(ε(x,c) − ε(x,∅)); {caption}", fontsize=10)
     save_figure(fig, path)
 
 
@@ -171,21 +253,28 @@ def write_gif(
     *,
     limits: np.ndarray,
     labels: np.ndarray | None = None,
-    ms_per_frame: int = 80,
+    class_names: Sequence[str] | None = None,
+    caption: str = "",
+    ms_per_frame: int = 120,
 ) -> None:
-    """An animated GIF of point clouds (first two columns), fixed axes, last frame held longer.
+    """An animated GIF of point clouds (first two columns) on fixed equal axes; the last frame is held longer.
 
     `labels` colour each point by class in every frame (points keep their identity along the chain).
     """
     colour = class_colours(labels) if labels is not None else "tab:blue"
     images = []
     for title, x in frames:
-        fig = Figure(figsize=(4, 4))
+        fig = Figure(figsize=(4.4, 4.6), layout="constrained")
         ax = fig.subplots()
         ax.scatter(x[:, 0], x[:, 1 if x.shape[1] > 1 else 0], s=POINT_SIZE, alpha=0.6, linewidths=0, c=colour)
         ax.set_xlim(limits[0])
         ax.set_ylim(limits[1])
-        ax.set_title(title)
+        ax.set_aspect("equal", adjustable="box")
+        ax.set_title(title, fontsize=10)
+        if caption:
+            fig.suptitle(caption, fontsize=8)
+        if class_names:
+            class_legend(fig, class_names)
         canvas = FigureCanvasAgg(fig)
         canvas.draw()
         images.append(Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3]))
