@@ -36,6 +36,7 @@ demo: $(VENV)/.installed
 	@echo "demo done: samples in $(DEMO)/samples.csv, figures in $(DEMO)/plots/"
 
 test: $(VENV)/.installed-test
+	tools/ensure-chromium >/dev/null
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -q
 

@@ -19,6 +19,7 @@ __version__ = "0.2.0"
 
 if TYPE_CHECKING:
     from difflab.api import Run, load, train
+    from difflab.compare import Comparison, compare
     from difflab.config import TrainConfig
     from difflab.data.catalog import dataset, datasets
     from difflab.data.toy import PointData
@@ -30,6 +31,8 @@ _EXPORTS = {
     "train": "difflab.api",
     "load": "difflab.api",
     "Run": "difflab.api",
+    "compare": "difflab.compare",
+    "Comparison": "difflab.compare",
     "TrainConfig": "difflab.config",
     "SamplingOptions": "difflab.sampling",
     "Sampling": "difflab.sampling",
@@ -42,6 +45,7 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "Comparison",
     "Evaluation",
     "PointData",
     "Run",
@@ -51,6 +55,7 @@ __all__ = [
     "TrainConfig",
     "UserError",
     "__version__",
+    "compare",
     "dataset",
     "datasets",
     "load",

@@ -319,6 +319,12 @@ class Run:
             raise UserError(f"this run has no directory: give an output folder for the {default}")
         return self.path / default
 
+    def report(self, *, figures: bool = True, progress: bool | None = None) -> Path:
+        """Write RUN/report.html: config, data, timings, loss, evaluation with spread, every figure (one file)."""
+        from difflab.report import write_report
+
+        return write_report(self, figures=figures, progress=progress)
+
     def export(self, folder: str | Path) -> Path:
         """Write a diffusers scheduler config and the network (see `difflab.export`); returns the folder."""
         from difflab.export import export_diffusers

@@ -1,4 +1,6 @@
-"""`difflab train | sample | evaluate | plot | animate | write | export | datasets`: parsing and printing only.
+"""`difflab train | sample | evaluate | plot | animate | write | report | compare | export | datasets`.
+
+Parsing and printing only.
 
 Every command calls the Python API (`difflab.api`). Every user mistake (bad option, bad file, corrupt run)
 ends in one line on stderr and exit code 2; heavy modules are imported only after the arguments parse, so
@@ -211,6 +213,20 @@ def cmd_write(args: argparse.Namespace) -> str:
     return f"wrote {args.text!r} to {out}"
 
 
+def cmd_report(args: argparse.Namespace) -> str:
+    run = _load(args)
+    return f"wrote {run.report(figures=not args.no_figures)}"
+
+
+def cmd_compare(args: argparse.Namespace) -> str:
+    from difflab.compare import compare, write_html
+
+    comparison = compare(args.runs, evaluate=args.evaluate, seed=args.seed)
+    if args.html:
+        return f"{comparison.table()}\nwrote {write_html(comparison, Path(args.html))}"
+    return comparison.table()
+
+
 def cmd_export(args: argparse.Namespace) -> str:
     from difflab import api
 
@@ -309,6 +325,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=int, default=3, help="pixel enlargement (default 3)")
     _add_sampling_options(p, classes=False)
     p.set_defaults(func=cmd_write)
+
+    p = sub.add_parser("report", help="write RUN/report.html: config, data, timings, loss, evaluation, figures")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--no-figures", action="store_true", help="do not draw figures when RUN/plots has none")
+    _add_machine_options(p)
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("compare", help="the options that differ between runs, next to their evaluations")
+    p.add_argument("runs", nargs="+", help="run directories")
+    p.add_argument("--html", metavar="OUT", help="also write the table as a page")
+    p.add_argument("--evaluate", action="store_true", help="evaluate runs that have no eval.json yet")
+    p.add_argument("--seed", type=int, default=0, help="seed of those evaluations (default 0)")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("export", help="write the run for diffusers: a scheduler config and the network")
     p.add_argument("run", help="run directory")

@@ -1,0 +1,109 @@
+"""`difflab compare RUN...`: the options that differ between runs, next to their evaluation figures with spread.
+
+An ablation ("how the default was chosen") becomes one command: train the variants, `difflab evaluate` each
+(or pass `evaluate=True`), then compare them. Figures come from each run's eval.json.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from difflab.checkpoint import atomic_write_text
+from difflab.config import TrainConfig
+from difflab.errors import UserError
+from difflab.evaluation import EVAL
+from difflab.run import read_run_record
+
+#: The figures shown per kind of evaluation, in this order.
+SHOWN = {
+    "points": ["ratio", "precision", "recall"],
+    "points-nll": ["nll"],
+    "images": ["accuracy", "frechet_ratio"],
+}
+
+
+@dataclass
+class Comparison:
+    """Runs as rows; the options that differ and the evaluation figures as columns."""
+
+    names: list[str]
+    options: list[str]
+    values: list[dict[str, Any]]
+    figures: list[str]
+    results: list[dict[str, str]]
+
+    def rows(self) -> list[list[str]]:
+        return [
+            [name, *(str(v[o]) for o in self.options), *(r.get(f, "—") for f in self.figures)]
+            for name, v, r in zip(self.names, self.values, self.results, strict=True)
+        ]
+
+    @property
+    def header(self) -> list[str]:
+        return ["run", *self.options, *(f"{f} (mean ± std)" for f in self.figures)]
+
+    def table(self) -> str:
+        """A Markdown table (readable in a terminal, pastable into a README)."""
+        lines = ["| " + " | ".join(self.header) + " |", "|" + "---|" * len(self.header)]
+        lines += ["| " + " | ".join(row) + " |" for row in self.rows()]
+        return "\n".join(lines)
+
+    def html(self) -> str:
+        """A self-contained page with the same table."""
+        esc = html.escape
+        head = "".join(f"<th>{esc(h)}</th>" for h in self.header)
+        body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in self.rows())
+        style = "body{font:15px system-ui,sans-serif;margin:2em} td,th{padding:4px 10px;border-bottom:1px solid #ddd}"
+        return (
+            f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>difflab compare</title>'
+            f"<style>{style}</style></head><body><h1>difflab compare</h1><table><tr>{head}</tr>{body}</table>"
+            "</body></html>\n"
+        )
+
+
+def _figures(path: Path) -> tuple[str | None, dict[str, str]]:
+    """(evaluation kind, figure → "mean ± std") from RUN/eval.json; (None, {}) when not evaluated."""
+    file = path / EVAL
+    if not file.is_file():
+        return None, {}
+    try:
+        ev = json.loads(file.read_text())
+        out = {}
+        for name, stat in ev["metrics"].items():
+            std = stat.get("std")
+            out[name] = f"{stat['mean']:.3g}" if std is None else f"{stat['mean']:.3g} ± {std:.2g}"
+        return str(ev["kind"]), out
+    except (ValueError, KeyError, TypeError) as e:
+        raise UserError(f"{file}: unreadable evaluation ({e})") from None
+
+
+def compare(runs: list[str | Path], *, evaluate: bool = False, **evaluation: Any) -> Comparison:
+    """Compare run directories; with `evaluate`, runs without an eval.json are evaluated first."""
+    if len(runs) < 2:
+        raise UserError("compare needs at least two runs")
+    paths = [Path(r) for r in runs]
+    records = [read_run_record(p) for p in paths]
+    if evaluate:
+        from difflab.api import load
+
+        for p in paths:
+            if not (p / EVAL).is_file():
+                load(p).evaluate(**evaluation)
+    names = [f.name for f in fields(TrainConfig)]
+    values = [r.cfg.to_dict() for r in records]
+    differ = [n for n in names if len({json.dumps(v[n]) for v in values}) > 1]
+    kinds_and_figures = [_figures(p) for p in paths]
+    kinds = {k for k, _ in kinds_and_figures if k}
+    shown = [f for k in sorted(kinds) for f in SHOWN.get(k, [])]
+    return Comparison([str(p) for p in paths], differ, values, shown, [f for _, f in kinds_and_figures])
+
+
+def write_html(comparison: Comparison, out: Path) -> Path:
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise UserError(f"{out}: the comparison page is written as .html")
+    atomic_write_text(out, comparison.html())
+    return out
