@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from tqdm.auto import tqdm
+if importlib.util.find_spec("ipywidgets") is not None:
+    from tqdm.auto import tqdm
+else:  # without ipywidgets tqdm.auto warns and falls back to the text bar anyway
+    from tqdm import tqdm
 
 
 def in_notebook() -> bool:

@@ -152,7 +152,7 @@ class TrainedModel:
 
     def to_data_units(self, x: torch.Tensor) -> np.ndarray:
         """Invert the stored normalization."""
-        return self.info.scaler.inverse(x.double().cpu().numpy())
+        return self.info.scaler.inverse(x.detach().double().cpu().numpy())
 
 
 def model_from_weights(cfg: TrainConfig, info: DataInfo, weights: dict[str, torch.Tensor], where: str) -> TrainedModel:
@@ -170,7 +170,7 @@ def model_from_weights(cfg: TrainConfig, info: DataInfo, weights: dict[str, torc
     except RuntimeError as e:
         raise UserError(f"{where}: weights do not match the config ({str(e).splitlines()[0]})") from None
     denoiser.refresh_schedule()
-    denoiser.eval()
+    denoiser.eval().requires_grad_(False)  # for sampling: predictions never track gradients
     return TrainedModel(cfg, info, denoiser)
 
 

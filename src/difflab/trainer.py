@@ -24,7 +24,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from difflab.config import TrainConfig
 from difflab.data.order import EpochOrder
@@ -33,7 +32,7 @@ from difflab.denoiser import Denoiser
 from difflab.distributed import World
 from difflab.errors import UserError, option, setting
 from difflab.objectives import build_objective
-from difflab.progress import show_progress
+from difflab.progress import show_progress, tqdm
 from difflab.run import Checkpoint, MemoryStore, Store, build_denoiser
 from difflab.schedule import TERMINAL_ALPHA_BAR_WARN
 
