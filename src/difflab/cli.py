@@ -73,8 +73,9 @@ def _add_sampling_options(p: argparse.ArgumentParser, *, classes: bool = True) -
         "--sampler",
         choices=choices(SamplerName),
         default=None,
-        help="ddpm (ancestral), ddim, dpmpp_2m (DPM-Solver++ 2M), dpmpp_2m_sde (its stochastic form), heun "
-        "(2K-1 model calls); default: points ddpm over all steps, or dpmpp_2m with --steps; images ddim",
+        help="ddpm (ancestral), ddim, dpmpp_2m (DPM-Solver++ 2M), dpmpp_2m_sde (its stochastic form), dpmpp_3m "
+        "(third order), heun (2K-1 model calls); default: points ddpm over all steps, or dpmpp_2m with --steps; "
+        "images ddim",
     )
     p.add_argument("--steps", type=int, default=None, help="respace to this many steps (default: all; images: 50)")
     p.add_argument(
@@ -82,8 +83,8 @@ def _add_sampling_options(p: argparse.ArgumentParser, *, classes: bool = True) -
         choices=choices(Spacing),
         default=None,
         help="which timesteps --steps keeps: trailing (equal strides back from T-1), linspace (an even grid from "
-        "T-1 down to 0) or quadratic (denser at low noise; DDIM's); all start at T-1 (default: quadratic for "
-        "points, trailing for images and learned schedules)",
+        "T-1 down to 0), quadratic (denser at low noise; DDIM's), logsnr (even in log SNR) or karras (even in "
+        "σ^(1/7)); all start at T-1 (default: quadratic for points, trailing for images and learned schedules)",
     )
     p.add_argument("--eta", type=float, default=None, help="DDIM η: 0 deterministic (default), 1 ancestral-like")
     p.add_argument(

@@ -17,7 +17,7 @@ from difflab.limits import check_number, require_memory
 from difflab.progress import stage
 from difflab.run import TrainedModel
 from difflab.samplers import SAMPLERS, Callback
-from difflab.schedule import Schedule, spaced_timesteps
+from difflab.schedule import NOISE_SPACINGS, Schedule, noise_spaced_timesteps, spaced_timesteps
 from difflab.types import ClipKind, SamplerName, Spacing, VarianceKind, choices
 
 
@@ -81,6 +81,8 @@ class Sampling:
         full = model.schedule
         if self.steps == len(full):
             return full
+        if self.spacing in NOISE_SPACINGS:
+            return full.respace(noise_spaced_timesteps(full, self.steps, self.spacing))
         return full.respace(spaced_timesteps(len(full), self.steps, self.spacing))
 
     def sampler_kwargs(self) -> dict[str, Any]:

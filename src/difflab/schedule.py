@@ -213,6 +213,8 @@ def spaced_timesteps(num_train_steps: int, num_steps: int, spacing: Spacing = "t
     """
     if not 1 <= num_steps <= num_train_steps:
         raise ValueError(f"steps must be between 1 and {num_train_steps}, got {num_steps}")
+    if spacing in NOISE_SPACINGS:
+        raise ValueError(f"spacing {spacing!r} follows the noise levels: use noise_spaced_timesteps(schedule, ...)")
     if spacing not in choices(Spacing):
         raise ValueError(f"unknown spacing {spacing!r}; choose trailing, linspace or quadratic")
     last = num_train_steps - 1
@@ -228,6 +230,45 @@ def spaced_timesteps(num_train_steps: int, num_steps: int, spacing: Spacing = "t
     ts = ts.to(torch.int64)
     if bool((ts[1:] <= ts[:-1]).any()):
         raise AssertionError("spacing produced repeated timesteps")  # cannot happen for steps ≤ T
+    return ts
+
+
+#: Spacings defined by the noise levels of a schedule rather than by timestep indices.
+NOISE_SPACINGS = ("logsnr", "karras")
+#: Karras et al. 2022's ρ (eq. 5): larger ρ puts more steps at low noise; and their largest σ.
+KARRAS_RHO = 7.0
+SIGMA_MAX = 80.0
+
+
+def noise_spaced_timesteps(schedule: Schedule, num_steps: int, spacing: str) -> torch.Tensor:
+    """`num_steps` timesteps of `schedule` ending at its last, chosen by noise level rather than by index.
+
+    ``logsnr``: evenly spaced in log SNR (the variable DPM-Solver integrates in, Lu et al. 2022a, sec. 3.3);
+    ``karras``: evenly spaced in σ^{1/ρ}, ρ = 7, with σ = √((1-ᾱ)/ᾱ) (Karras et al. 2022, eq. 5). Both span σ
+    up to at most `SIGMA_MAX` (EDM's 80): cosine's last steps climb to σ ≈ 2·10⁴, where evenly spaced levels
+    would spend most steps on pure noise; the chain still starts at the last timestep. Each level is rounded to
+    the nearest trained timestep in log σ; repeats are pushed apart to consecutive timesteps.
+    """
+    if spacing not in NOISE_SPACINGS:
+        raise ValueError(f"unknown noise spacing {spacing!r}; choose one of {', '.join(NOISE_SPACINGS)}")
+    total = len(schedule)
+    if not 1 <= num_steps <= total:
+        raise ValueError(f"steps must be between 1 and {total}, got {num_steps}")
+    last = total - 1
+    if num_steps == 1:
+        return torch.tensor([last], dtype=torch.int64)
+    log_sigma = -0.5 * schedule.log_snr  # increasing with the timestep
+    top = min(float(log_sigma[-1]), math.log(SIGMA_MAX))
+    u = torch.linspace(0, 1, num_steps, dtype=torch.float64)
+    if spacing == "logsnr":
+        targets = log_sigma[0] + u * (top - log_sigma[0])
+    else:
+        lo, hi = math.exp(float(log_sigma[0]) / KARRAS_RHO), math.exp(top / KARRAS_RHO)
+        targets = (lo + u * (hi - lo)).pow(KARRAS_RHO).log()
+    nearest = (log_sigma[None, :] - targets[:, None]).abs().argmin(dim=1)
+    ts = _strictly_increasing(nearest.sort().values, last).to(torch.int64)
+    if bool((ts[1:] <= ts[:-1]).any()) or int(ts[0]) < 0:
+        raise AssertionError("noise spacing produced repeated timesteps")
     return ts
 
 
