@@ -28,21 +28,16 @@ $(VENV)/.installed-test: $(VENV)/.installed
 
 demo: $(VENV)/.installed
 	rm -rf $(DEMO)
-	$(BIN)/difflab train --data moons --out $(DEMO) --steps 6000
-	$(BIN)/difflab sample $(DEMO) --n 10000 --out $(DEMO)/samples.csv
-	$(BIN)/difflab evaluate $(DEMO)
-	$(BIN)/difflab plot $(DEMO)
-	$(BIN)/difflab animate $(DEMO)
-	@echo "demo done: samples in $(DEMO)/samples.csv, figures in $(DEMO)/plots/"
+	$(BIN)/python examples/demo.py $(DEMO)
 
 test: $(VENV)/.installed-test
 	tools/ensure-chromium >/dev/null
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check src tests benchmarks examples
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

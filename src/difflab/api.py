@@ -42,7 +42,7 @@ from difflab.run import (
     training_bytes,
 )
 from difflab.sampling import Sampling, SamplingOptions, draw, resolve
-from difflab.threads import torch_threads
+from difflab.threads import ThreadGovernor, torch_threads
 from difflab.trainer import Trainer, TrainResult
 from difflab.types import DeviceChoice, SamplerName, Spacing
 
@@ -88,6 +88,9 @@ class Run:
         #: What the `train` call that made this Run did (steps, seconds, final loss); None for `load`.
         self.training = training
         self._snapshots: list[tuple[int, np.ndarray]] | None = None
+        #: torch threads while this run samples: 0 = one per core other programs leave free (see difflab.threads).
+        self.threads = 0
+        self._governor = ThreadGovernor()
 
     def __repr__(self) -> str:
         where = str(self.path) if self.path else "in memory"
@@ -184,16 +187,17 @@ class Run:
         progress: bool | None = None,
     ) -> torch.Tensor:
         """Samples in model units (the kinds' figures and evaluations go through here)."""
-        return draw(
-            self.model,
-            n,
-            sampling,
-            labels=labels,
-            seed=seed,
-            callback=callback,
-            progress=progress,
-            what=self.kind.item_name,
-        )
+        with torch_threads(self.threads, self._governor):
+            return draw(
+                self.model,
+                n,
+                sampling,
+                labels=labels,
+                seed=seed,
+                callback=callback,
+                progress=progress,
+                what=self.kind.item_name,
+            )
 
     def sample(
         self,
@@ -244,9 +248,10 @@ class Run:
         if nll:  # the bound belongs to the ancestral chain, also when it is respaced
             sampling.setdefault("sampler", "ddpm")
         resolved = self.resolve(**sampling)
-        result = self.kind.evaluate(
-            self, resolved, n=n, draws=draws, label=label, nll=nll, seed=seed, progress=progress
-        )
+        with torch_threads(self.threads, self._governor):
+            result = self.kind.evaluate(
+                self, resolved, n=n, draws=draws, label=label, nll=nll, seed=seed, progress=progress
+            )
         if save and self.path is not None:
             try:
                 result.write(self.path / EVAL, self.step)

@@ -158,8 +158,12 @@ def cmd_train(args: argparse.Namespace) -> str:
 
 def _load(args: argparse.Namespace) -> Any:
     from difflab import api
+    from difflab.limits import check_number
 
-    return api.load(args.run, device=args.device)
+    threads = check_number("threads", args.threads)
+    run = api.load(args.run, device=args.device)
+    run.threads = threads
+    return run
 
 
 def cmd_sample(args: argparse.Namespace) -> str:
@@ -358,15 +362,7 @@ def _one_line_warning(message: Warning | str, category: type[Warning], *_: Any, 
 
 
 def _run(args: argparse.Namespace) -> None:
-    """Set the machine up as asked and run the command; its result line goes to stdout."""
-    from difflab.threads import choose_threads
-
-    if args.command != "train" and hasattr(args, "threads"):  # train takes --threads as a training option
-        import torch
-
-        from difflab.limits import check_number
-
-        torch.set_num_threads(choose_threads(check_number("threads", args.threads)))
+    """Run the command; its result line goes to stdout."""
     message = args.func(args)
     if message:
         print(message)

@@ -52,7 +52,11 @@ class ThreadGovernor:
         self.last_time = time.monotonic()
 
     def others_busy(self) -> float | None:
-        """Cores' worth of CPU other processes used since the last call (None without /proc)."""
+        """Cores' worth of CPU other processes used since the last call (None without /proc); waits until at
+        least `PROBE_S` seconds have passed since then, so a first look is never a snapshot of nothing."""
+        wait = PROBE_S - (time.monotonic() - self.last_time)
+        if wait > 0:
+            time.sleep(wait)
         now, when = _cpu_counters(), time.monotonic()
         if now is None or self.last is None or when - self.last_time <= 0:
             return None
@@ -72,23 +76,22 @@ class ThreadGovernor:
         return max(1, min(self.cores, int(self.cores - busy + 0.5)))
 
 
-def choose_threads(requested: int) -> int:
-    """`requested` if > 0, else OMP_NUM_THREADS if set, else the free cores measured over `PROBE_S` seconds."""
+def choose_threads(requested: int, governor: ThreadGovernor | None = None) -> int:
+    """`requested` if > 0, else OMP_NUM_THREADS if set, else the free cores (measured by `governor`, or over
+    `PROBE_S` seconds from now)."""
     if requested > 0:
         return requested
     env = os.environ.get("OMP_NUM_THREADS", "")
     if env.isdigit() and int(env) > 0:
         return int(env)
-    governor = ThreadGovernor()
-    time.sleep(PROBE_S)
-    return governor.choose()
+    return (governor or ThreadGovernor()).choose()
 
 
 @contextmanager
-def torch_threads(requested: int) -> Iterator[int]:
+def torch_threads(requested: int, governor: ThreadGovernor | None = None) -> Iterator[int]:
     """Use `choose_threads(requested)` intra-op threads inside the block, and restore the previous count after."""
     before = torch.get_num_threads()
-    chosen = choose_threads(requested)
+    chosen = choose_threads(requested, governor)
     torch.set_num_threads(chosen)
     try:
         yield chosen

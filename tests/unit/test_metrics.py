@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from difflab.data.toy import builtin
-from difflab.metrics import energy_distance, knn_radii, precision_recall, standardize_like
+from difflab.metrics import Reference, energy_distance, knn_radii, precision_recall, standardize_like
 
 
 def _pairwise(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -55,3 +55,12 @@ def test_precision_sees_blur_that_moves_the_energy_distance_little() -> None:
     p_floor, _ = precision_recall(o, t, k=10)
     p_blur, _ = precision_recall(b, t, k=10)
     assert p_floor > 0.99 and p_floor - p_blur > 0.025
+
+
+def test_a_reference_compares_as_the_separate_functions_do() -> None:
+    """`Reference.compare` shares work between the three figures; it must give exactly what each function gives."""
+    rng = np.random.default_rng(4)
+    truth, samples = torch.as_tensor(rng.normal(size=(900, 3))), torch.as_tensor(rng.normal(0.1, 1.1, size=(700, 3)))
+    distance, precision, recall = Reference.of(truth, 5).compare(samples, 5)
+    assert distance == pytest.approx(energy_distance(samples, truth), rel=1e-9)
+    assert (precision, recall) == pytest.approx(precision_recall(samples, truth, 5))

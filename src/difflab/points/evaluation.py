@@ -20,7 +20,7 @@ from difflab.data.toy import PointData
 from difflab.errors import UserError, option
 from difflab.evaluation import Evaluation, Stat
 from difflab.limits import check_number
-from difflab.metrics import energy_distance, precision_recall, standardize_like
+from difflab.metrics import Reference, standardize_like
 from difflab.progress import stage
 from difflab.vlb import nll_bits_per_dim
 
@@ -96,11 +96,13 @@ def evaluate(
     if nll:
         return _nll(run, sampling, pairs, draws, seed, progress, start)
     labels = run.labels_for(size, label)
-    floors, floor_p, floor_r = [], [], []
+    references, floors, floor_p, floor_r = [], [], [], []
     for truth, other in pairs:
         t, o = standardize_like(torch.as_tensor(truth), torch.as_tensor(other))
-        floors.append(energy_distance(o, t))
-        p, r = precision_recall(o, t, K)
+        reference = Reference.of(t, K)
+        references.append((torch.as_tensor(truth), reference))
+        distance, p, r = reference.compare(o, K)
+        floors.append(distance)
         floor_p.append(p)
         floor_r.append(r)
     floor = float(np.mean(floors))
@@ -108,10 +110,10 @@ def evaluate(
     with stage(f"evaluating {draws} draws of {size} points", draws, progress, unit="draw") as bar:
         for i in range(draws):
             x = run.draw(size, sampling, labels=labels, seed=seed + i, progress=False)
-            samples = torch.as_tensor(run.model.to_data_units(x))
-            t, s = standardize_like(torch.as_tensor(pairs[i][0]), samples)
-            distances.append(energy_distance(s, t))
-            p, r = precision_recall(s, t, K)
+            truth, reference = references[i]
+            _, s = standardize_like(truth, torch.as_tensor(run.model.to_data_units(x)))
+            distance, p, r = reference.compare(s, K)
+            distances.append(distance)
             precisions.append(p)
             recalls.append(r)
             bar.update(1)
