@@ -6,7 +6,7 @@ Each variant changes one thing of the default config (network width or depth, Fo
 training length, EMA, learning rate) and is trained on each set; precision and recall (k = 10) and the
 energy-distance ratio come from `Run.evaluate` with the default sampler (mean ± std over draws). Precision below
 its floor means samples between the data's thin structures. The spiral is the CSV that benchmarks/fewstep.py
-writes (its --keep folder's data/ is reused when present).
+writes; with the same --keep folder the default runs of benchmarks/fewstep.py are reused.
 """
 
 from __future__ import annotations
@@ -44,8 +44,9 @@ def main() -> None:
         data = str(args.keep / "data" / name) if name.endswith(".csv") else name
         for variant in args.variants:
             start = time.perf_counter()
-            slug = variant.replace(" ", "-")
-            run = trained(data, args.keep, f"{name.removesuffix('.csv')}-{slug}", **VARIANTS[variant])
+            stem = name.removesuffix(".csv")
+            folder = stem if variant == "default" else f"{stem}-{variant.replace(' ', '-')}"  # fewstep.py's names
+            run = trained(data, args.keep, folder, **VARIANTS[variant])
             seconds = time.perf_counter() - start
             ev = run.evaluate(n=args.n, draws=args.draws, progress=False, save=False)
             print(
