@@ -77,7 +77,9 @@ samples = net.to_data_units(x)                        # points in the data's uni
 ```
 
 With DDIMScheduler, pass `use_clipped_model_output=True` to `step` where the run clips (images do): difflab
-re-derives ε from the clipped x̂0. What does not carry over: difflab's quadratic timestep spacing (diffusers has
+re-derives ε from the clipped x̂0. diffusers' DDIMScheduler steps back a fixed `T // steps` timesteps, so
+it follows difflab's trailing grid only where `steps` divides the training steps T; DDPM and DPM-Solver follow
+it for any `steps`. What does not carry over: difflab's quadratic timestep spacing (diffusers has
 none; the config uses trailing), a learned variance (the shared config uses fixed variances; for DDPM pass
 `variance_type="learned_range"` to `from_pretrained` and set `net.with_variance = True`), and
 classifier-free guidance (call `net(x, t, class_labels=c)` and `net(x, t)` and combine

@@ -221,8 +221,10 @@ def spaced_timesteps(num_train_steps: int, num_steps: int, spacing: Spacing = "t
     if num_steps == 1:
         return torch.tensor([last], dtype=torch.int64)  # one step must still be the noisiest
     if spacing == "trailing":
+        # round(T - i·T/K) - 1 exactly as Lin et al.'s table 2 writes it: rounding T-1 - i·T/K instead differs at
+        # the half-way points (T = 100, K = 40 gives 96 where they have 97) and would break diffusers parity.
         stride = num_train_steps / num_steps
-        ts = torch.round(last - torch.arange(num_steps) * stride).flip(0)
+        ts = (torch.round(num_train_steps - torch.arange(num_steps, dtype=torch.float64) * stride) - 1).flip(0)
     elif spacing == "linspace":
         ts = torch.linspace(0, last, num_steps).round()
     else:

@@ -46,7 +46,9 @@ def test_a_point_run_round_trips_through_diffusers(tmp_path: Path, target: str) 
     folder = tmp_path / "export"
     assert main(["export", str(run.path), "--diffusers", str(folder)]) == 0
     for scheduler_class, sampler in PAIRS:
-        for steps in (10, 40):
+        # 40 does not divide T = 100: trailing's half-way rounding must match diffusers' (97, not 96). Their DDIM
+        # steps back a fixed T // steps, so it follows the grid only where steps divides T (25 does).
+        for steps in (10, 25) if scheduler_class is DDIMScheduler else (10, 40):
             ours, theirs = both(run, folder, scheduler_class, sampler, steps, 200)
             # diffusers keeps ᾱ in float32, difflab in float64: equal to float32 rounding, which a score network's
             # x̂0 = (x_t + σ²ŝ)/√ᾱ amplifies by 1/√ᾱ ≈ 10⁴ at the noisiest step (measured: 3e-4 relative).

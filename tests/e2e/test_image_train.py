@@ -13,6 +13,7 @@ from difflab.api import load
 from difflab.cli import main
 from difflab.errors import UserError
 from difflab.images import figures
+from difflab.images.pixels import PAD
 
 TINY = ["--model", "unet", "--conditional", "--steps", "24", "--batch-size", "8", "--timesteps", "50"]
 TINY += ["--lr", "2e-3", "--lr-warmup", "1", "--log-every", "4", "--target", "eps"]
@@ -94,7 +95,10 @@ def test_figures(run_dir: Path, tmp_path: Path) -> None:
     assert len(ts) == 4 and ts == sorted(ts) and (cells[0] == glyph).all()
     assert abs(float(cells[-1].mean()) - 127.5) < 20  # clean → almost pure noise
     figures.forward_strip(run, glyph, tmp_path / "f.png", columns=5)
-    assert Image.open(tmp_path / "f.png").width >= 5 * 30 * 3
+    strip = Image.open(tmp_path / "f.png")
+    cell = (28 + PAD) * figures.scale_for(28)
+    assert cell >= 56 and strip.width >= 5 * cell  # every column wide enough for its "t=…" label
+    assert strip.height > cell  # the title and labels sit above the cells
 
 
 def test_class_lookup_falls_back_to_the_other_case() -> None:
