@@ -37,9 +37,12 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import tokenize
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "difflab"
@@ -548,10 +551,14 @@ def stale_handwritten() -> list[str]:
 # --- running the tests against one mutant ------------------------------------------------------------------
 
 
-def _test_order(module: str | None, root: Path = ROOT) -> list[str]:
+def _test_files(module: str | None, root: Path, only: set[str] | None = None) -> list[str]:
+    """The math test files, those that mirror `module` first; with `only`, just the files those node ids live in."""
     first = MIRRORS.get(module or "", ())
-    files = [*first, *(f for f in TEST_FILES if f not in first)]
-    return [str(root / "tests" / "unit" / f) for f in files if (root / "tests" / "unit" / f).exists()]
+    files = [f"tests/unit/{f}" for f in [*first, *(f for f in TEST_FILES if f not in first)]]
+    files = [f for f in files if (root / f).exists()]
+    if only is not None:
+        files = [f for f in files if any(n.split("::")[0] == f for n in only)]
+    return [str(root / f) for f in files]
 
 
 class _Recorder:
@@ -569,7 +576,97 @@ class _Recorder:
             self.first = report.nodeid or "collection"
 
 
-def _child(copy: Path, mutant: Mutant | None, result: Path, log: Path) -> None:
+class _Select:
+    """A pytest plugin that keeps only the given tests (those that run the mutated line), the quickest of each
+    file first, so that a caught mutant costs little."""
+
+    def __init__(self, keep: set[str] | None, seconds: dict[str, float]) -> None:
+        self.keep = keep
+        self.seconds = seconds
+
+    def pytest_collection_modifyitems(self, config, items) -> None:  # type: ignore[no-untyped-def]
+        if self.keep is not None:
+            dropped = [item for item in items if item.nodeid not in self.keep]
+            if dropped:
+                config.hook.pytest_deselected(items=dropped)
+                items[:] = [item for item in items if item.nodeid in self.keep]
+        files = list(dict.fromkeys(item.nodeid.split("::")[0] for item in items))
+        items.sort(key=lambda item: (files.index(item.nodeid.split("::")[0]), self.seconds.get(item.nodeid, 0.0)))
+
+
+class _Coverage:
+    """A pytest plugin recording which lines of the math modules each test runs, with a trace function.
+
+    Lines run while a file is collected, or while a test is set up or torn down (module fixtures), are
+    credited to every test of that file; lines run by the test itself to that test alone.
+    """
+
+    def __init__(self, package: Path) -> None:
+        self.modules = {str(package / m): m for m in MODULES}
+        self.known: dict[str, str | None] = {}
+        self.context = "file:"
+        self.lines: dict[str, set[tuple[str, int]]] = {}
+        self.order: list[str] = []
+        self.seconds: dict[str, float] = {}
+
+    def _module(self, filename: str) -> str | None:
+        if filename not in self.known:
+            self.known[filename] = self.modules.get(os.path.realpath(filename))
+        return self.known[filename]
+
+    def trace(self, frame, event, arg):  # type: ignore[no-untyped-def]
+        module = self._module(frame.f_code.co_filename)
+        if module is None:
+            return None
+        self.lines.setdefault(self.context, set()).add((module, frame.f_lineno))
+        return self._line
+
+    def _line(self, frame, event, arg):  # type: ignore[no-untyped-def]
+        if event == "line":
+            self.lines.setdefault(self.context, set()).add((self._module(frame.f_code.co_filename), frame.f_lineno))  # type: ignore[arg-type]
+        return self._line
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_make_collect_report(self, collector):  # type: ignore[no-untyped-def]
+        self.context = "file:" + collector.nodeid.split("::")[0]
+        yield
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_setup(self, item):  # type: ignore[no-untyped-def]
+        self.order.append(item.nodeid)
+        self.context = "file:" + item.nodeid.split("::")[0]
+        yield
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_call(self, item):  # type: ignore[no-untyped-def]
+        self.context = item.nodeid
+        yield
+        self.context = "file:" + item.nodeid.split("::")[0]
+
+    def pytest_runtest_logreport(self, report) -> None:  # type: ignore[no-untyped-def]
+        self.seconds[report.nodeid] = self.seconds.get(report.nodeid, 0.0) + report.duration
+
+    def per_test(self) -> dict[str, dict[str, object]]:
+        """Each test's lines (its file's shared lines included) and seconds, in run order."""
+        out = {}
+        for nodeid in self.order:
+            lines = self.lines.get(nodeid, set()) | self.lines.get("file:" + nodeid.split("::")[0], set())
+            out[nodeid] = {"lines": sorted([m, n] for m, n in lines), "seconds": self.seconds.get(nodeid, 0.0)}
+        return out
+
+
+@dataclasses.dataclass
+class Job:
+    """What one forked child runs: a mutant (None: the unmutated code) against all tests or the selected ones."""
+
+    mutant: Mutant | None
+    selected: set[str] | None = None
+    seconds: dict[str, float] = dataclasses.field(default_factory=dict)
+    coverage: Path | None = None
+    timeout: float = float("inf")
+
+
+def _child(copy: Path, job: Job, result: Path, log: Path) -> None:
     """In the forked child: write the mutant into the copy, run the tests on it, report, and exit."""
     code = 3
     try:
@@ -582,6 +679,7 @@ def _child(copy: Path, mutant: Mutant | None, result: Path, log: Path) -> None:
         sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
         sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
         sys.dont_write_bytecode = True
+        mutant = job.mutant
         if mutant is not None:
             target = copy / "src" / "difflab" / mutant.module
             target.write_text(mutant.apply(target.read_text()))
@@ -590,15 +688,22 @@ def _child(copy: Path, mutant: Mutant | None, result: Path, log: Path) -> None:
         ]
         sys.path[:] = [str(copy / "src"), str(copy), *keep]
         os.chdir(copy)
-        import pytest
-
+        plugins: list[object] = [recorder := _Recorder()]
+        plugins.append(_Select(job.selected, job.seconds))
+        coverage = _Coverage((copy / "src" / "difflab").resolve()) if job.coverage is not None else None
+        if coverage is not None:
+            plugins.append(coverage)
+            threading.settrace(coverage.trace)
+            sys.settrace(coverage.trace)
         import difflab
 
         if not Path(difflab.__file__).resolve().is_relative_to(copy.resolve()):
             raise RuntimeError(f"imported difflab from {difflab.__file__}, not from the mutated copy")
-        recorder = _Recorder()
-        args = [*_test_order(mutant.module if mutant else None, copy), "-x", "-q", "-p", "no:cacheprovider"]
-        code = int(pytest.main(args, plugins=[recorder]))
+        files = _test_files(mutant.module if mutant else None, copy, job.selected)
+        code = int(pytest.main([*files, "-x", "-q", "-p", "no:cacheprovider"], plugins=plugins))
+        if coverage is not None and job.coverage is not None:
+            sys.settrace(None)
+            job.coverage.write_text(json.dumps(coverage.per_test()))
         result.write_text(json.dumps({"rc": code, "killer": recorder.first}))
     except BaseException as e:
         with contextlib.suppress(Exception):
@@ -607,6 +712,34 @@ def _child(copy: Path, mutant: Mutant | None, result: Path, log: Path) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
+
+
+def _statement_spans(source: str) -> tuple[set[int], list[tuple[int, int]]]:
+    """Lines that only run when a function is called, and the (first, last) line of every statement.
+
+    Everything else (module and class bodies, signatures with their defaults, decorators) runs at import,
+    before any test, so a mutant there must face every test.
+    """
+    tree = ast.parse(source)
+    in_functions: set[int] = set()
+    spans = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for stmt in node.body:
+                in_functions.update(range(stmt.lineno, stmt.end_lineno + 1))  # type: ignore[operator]
+        if isinstance(node, ast.stmt):
+            spans.append((node.lineno, node.end_lineno or node.lineno))
+    return in_functions, spans
+
+
+def _covering(mutant: Mutant, coverage: dict[str, set[tuple[str, int]]], order: list[str]) -> set[str] | None:
+    """The tests that run the mutated line (None: all tests, for a line that runs at import)."""
+    in_functions, spans = _statement_spans((PACKAGE / mutant.module).read_text())
+    if mutant.line not in in_functions:
+        return None
+    first, last = min((s for s in spans if s[0] <= mutant.line <= s[1]), key=lambda s: s[1] - s[0])
+    lines = {(mutant.module, n) for n in range(first, last + 1)}
+    return {nodeid for nodeid in order if coverage[nodeid] & lines}
 
 
 @dataclasses.dataclass
@@ -630,24 +763,25 @@ class Slot:
         self.pid: int | None = None
         self.mutant: Mutant | None = None
         self.started = 0.0
+        self.timeout = float("inf")
         self.result = root / f"slot{number}.json"
         self.log = root / f"slot{number}.log"
 
-    def start(self, mutant: Mutant | None) -> None:
+    def start(self, job: Job) -> None:
         self.restore()
         self.result.unlink(missing_ok=True)
-        self.mutant, self.started = mutant, time.monotonic()
+        self.mutant, self.started, self.timeout = job.mutant, time.monotonic(), job.timeout
         pid = os.fork()
         if pid == 0:
-            _child(self.copy, mutant, self.result, self.log)
+            _child(self.copy, job, self.result, self.log)
         self.pid = pid
 
-    def poll(self, timeout: float) -> Outcome | None:
+    def poll(self) -> Outcome | None:
         """The outcome once the child has finished (or been killed for taking too long), else None."""
         assert self.pid is not None
         elapsed = time.monotonic() - self.started
         pid, _ = os.waitpid(self.pid, os.WNOHANG)
-        if pid == 0 and elapsed < timeout:
+        if pid == 0 and elapsed < self.timeout:
             return None
         try:
             if pid == 0:
@@ -689,7 +823,7 @@ def _preimport() -> None:
     probe = (
         "import sys, json, pytest\n"
         f"sys.path[:0] = [{str(ROOT / 'src')!r}, {str(ROOT)!r}]\n"
-        f"pytest.main([*{_test_order(None)!r}, '--collect-only', '-q', '-p', 'no:cacheprovider'])\n"
+        f"pytest.main([*{_test_files(None, ROOT)!r}, '--collect-only', '-q', '-p', 'no:cacheprovider'])\n"
         "print('\\nMODULES ' + json.dumps(sorted(sys.modules)))\n"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=False)
@@ -730,7 +864,9 @@ def _select(args: argparse.Namespace) -> list[Mutant]:
     return mutants
 
 
-def _run(mutants: list[Mutant], jobs: int, timeout: float | None, check_equivalent: bool) -> list[Outcome]:
+def _run(
+    mutants: list[Mutant], jobs: int, timeout: float | None, check_equivalent: bool, all_tests: bool
+) -> list[Outcome]:
     outcomes: list[Outcome] = []
     todo: list[Mutant] = []
     for m in mutants:
@@ -743,27 +879,36 @@ def _run(mutants: list[Mutant], jobs: int, timeout: float | None, check_equivale
     try:
         slots = [Slot(root, j) for j in range(max(1, jobs))]
         base = slots[0]
-        base.start(None)
-        while (baseline := base.poll(float("inf"))) is None:
+        traced = root / "coverage.json"
+        base.start(Job(None, coverage=traced))
+        while (baseline := base.poll()) is None:
             time.sleep(0.05)
         if baseline.status != "survived":
             sys.exit(f"the tests fail on the unmutated code ({baseline.killer}); fix that first")
-        limit = timeout if timeout is not None else max(60.0, 3.0 * baseline.seconds)
-        print(
-            f"baseline: the math tests pass in {baseline.seconds:.1f} s; per-mutant timeout {limit:.0f} s", flush=True
-        )
-        queue = list(todo)
-        done = 0
+        traces = json.loads(traced.read_text())
+        per_test = {k: {(m, n) for m, n in v["lines"]} for k, v in traces.items()}
+        seconds = {k: v["seconds"] for k, v in traces.items()}
+        order = list(per_test)
+        print(f"baseline: {len(order)} math tests pass in {baseline.seconds:.1f} s (traced)", flush=True)
+        queue: list[Job] = []
+        for m in todo:
+            selected = None if all_tests else _covering(m, per_test, order)
+            if selected is not None and not selected:
+                outcomes.append(Outcome(m, "survived", 0.0, "no test runs this line"))
+                _progress(len(outcomes), len(mutants), outcomes[-1])
+            else:
+                # 3x what the tests took under the tracer, itself slower than a plain run, and time to collect
+                limit = timeout or 60.0 + 3.0 * sum(seconds[n] for n in (order if selected is None else selected))
+                queue.append(Job(m, selected, seconds, timeout=limit))
         while queue or any(s.pid is not None for s in slots):
             for slot in slots:
                 if slot.pid is None and queue:
                     slot.start(queue.pop(0))
                 elif slot.pid is not None:
-                    outcome = slot.poll(limit)
+                    outcome = slot.poll()
                     if outcome is not None:
-                        done += 1
                         outcomes.append(outcome)
-                        _progress(done, len(todo), outcome)
+                        _progress(len(outcomes), len(mutants), outcome)
             time.sleep(0.05)
     finally:
         for slot in slots:
@@ -776,7 +921,7 @@ def _run(mutants: list[Mutant], jobs: int, timeout: float | None, check_equivale
 def _progress(done: int, total: int, o: Outcome) -> None:
     m = o.mutant
     assert m is not None
-    killer = f"  <- {o.killer.split('::')[-1][:60]}" if o.status == "caught" and o.killer else ""
+    killer = f"  <- {o.killer.split('::')[-1][:60]}" if o.status in ("caught", "survived") and o.killer else ""
     print(f"[{done}/{total}] {o.status:8s} {o.seconds:5.1f}s {m.where()}: {m.mutated.strip()[:90]}{killer}", flush=True)
 
 
@@ -833,10 +978,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, help="run a random sample of this many mutants")
     parser.add_argument("--seed", type=int, default=0, help="seed of that sample (default 0)")
     parser.add_argument("--jobs", type=int, default=1, help="mutants tested at once (default 1)")
-    parser.add_argument("--timeout", type=float, help="seconds per mutant (default: 3x the unmutated run, at least 60)")
+    parser.add_argument("--timeout", type=float, help="seconds per mutant (default: 60 + 3x its tests' traced time)")
     parser.add_argument("--list", action="store_true", help="print the mutants and exit")
     parser.add_argument("--report", help="write every outcome as JSON to this file")
     parser.add_argument("--rerun", help="only the mutants that survived (or errored) in this JSON report")
+    parser.add_argument(
+        "--all-tests", action="store_true", help="run every math test on every mutant, not only those that run its line"
+    )
     parser.add_argument("--check-equivalent", action="store_true", help="run the EQUIVALENT mutants too")
     parser.add_argument("--allow-dirty", action="store_true", help="test uncommitted changes of the math modules")
     args = parser.parse_args(argv)
@@ -862,7 +1010,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.monotonic()
     _preimport()
     print(f"{len(mutants)} mutants of {', '.join(sorted({m.module for m in mutants}))}", flush=True)
-    outcomes = _run(mutants, args.jobs, args.timeout, args.check_equivalent)
+    outcomes = _run(mutants, args.jobs, args.timeout, args.check_equivalent, args.all_tests)
     if _digest() != digest:
         print("error: the math modules changed during the run", file=sys.stderr)
         return 2
