@@ -55,6 +55,9 @@ def test_clip_kinds_match_their_definitions() -> None:
     np.testing.assert_allclose(
         clip_x0(image, "dynamic").reshape(5, 400).numpy(), np.clip(x0.numpy(), -s, s) / s, rtol=1e-6
     )
+    half = clip_x0(x0.to(torch.bfloat16), "dynamic")  # quantile needs float32: low precision still works
+    assert half.dtype == torch.bfloat16
+    np.testing.assert_allclose(half.double().numpy(), np.clip(x0.numpy(), -s, s) / s, rtol=0.02, atol=0.02)
     with pytest.raises(ValueError, match="choose one of none, clip, dynamic"):
         clip_x0(x0, "static")  # type: ignore[arg-type]
 
@@ -64,6 +67,9 @@ def test_the_network_sees_time_in_zero_one() -> None:
     x, t = batch()
     Denoiser(net, SCHEDULE, "eps").raw(x, t)
     torch.testing.assert_close(net.seen[-1], t.float() / (T - 1))
+    two = Schedule.from_alphas_cumprod(torch.tensor([0.9, 0.5], dtype=torch.float64))
+    Denoiser(net, two, "eps").raw(x[:2], torch.tensor([0, 1]))
+    assert net.seen[-1].tolist() == [0.0, 1.0]
     one = Schedule.from_alphas_cumprod(torch.tensor([0.5], dtype=torch.float64))
     Denoiser(net, one, "eps").raw(x[:1], torch.zeros(1, dtype=torch.int64))
     assert net.seen[-1].tolist() == [0.0]
@@ -157,3 +163,12 @@ def test_guidance_without_labels_and_unconditional_use_the_null_label_or_none() 
     plain = Unconditional(den)(x, t)
     torch.testing.assert_close(plain.eps, den(x, t, None).eps)
     assert not torch.allclose(plain.eps, null.eps)
+
+
+@pytest.mark.parametrize(("weight", "batches"), [(0.0, [6]), (1.0, [6]), (3.0, [12])])
+def test_guidance_runs_the_network_once(weight: float, batches: list[int]) -> None:
+    """w = 0 and w = 1 need one branch; any other w evaluates both in one batch of twice the size."""
+    x, t = batch(seed=5)
+    net = Probe()
+    Guided(Denoiser(net, SCHEDULE, "eps"), torch.tensor([0, 1, 2, 0, 1, 2]), weight, null_label=NULL)(x, t)
+    assert [len(seen) for seen in net.seen] == batches

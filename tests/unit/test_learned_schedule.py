@@ -16,6 +16,7 @@ from difflab.learned_schedule import (
     LearnedScheduleModel,
     MonotoneLogSNR,
     PositiveLinear,
+    VDMTerms,
     discretize,
     eps_from_output,
     vdm_gradients,
@@ -25,7 +26,7 @@ from difflab.models.mlp import MLP
 from difflab.objectives import VDMObjective
 from difflab.process import TARGETS, target_from
 from difflab.samplers import SAMPLERS
-from difflab.schedule import spaced_timesteps
+from difflab.schedule import make_schedule, spaced_timesteps
 from tests.helpers import GAUSS, TINY, assert_identical, cli_args, crash_at_step_7, final_state, tiny_trainer
 
 
@@ -229,6 +230,58 @@ def test_vdm_gradients_split_the_bound_and_the_second_moment() -> None:
     assert any(float(g.abs().max()) > 0 for g in expected_shape)
 
 
+class DoubleGamma(MonotoneLogSNR):
+    """γ evaluated in float64 (vdm_terms draws t in float32, so γ'(t) is still rounded to float32)."""
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        return super().forward(t.double())
+
+
+class Small(torch.nn.Module):
+    """A small network of (z, t) in float64."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(3, 2).double()
+
+    def forward(self, z: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.tanh(self.lin(torch.cat([z, t[:, None].to(z.dtype)], dim=1)))
+
+
+def test_vdm_gradients_are_the_derivatives_of_the_estimate() -> None:
+    """Directional derivatives of the bound (network, endpoints) and of E[L_diff²] (γ's shape), with the draws held
+    fixed, against central differences: the gradient must flow through γ'(t) as well as through α_t and σ_t."""
+    torch.manual_seed(5)
+    joint = LearnedScheduleModel(Small(), DoubleGamma(-6.0, 3.0, hidden=8).double())
+    x = torch.randn(64, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    params = list(joint.parameters())
+    shape_ids = {id(p) for p in joint.gamma.shape_parameters()}
+
+    def estimates() -> tuple[torch.Tensor, torch.Tensor, VDMTerms]:
+        terms = vdm_terms(joint.net, joint.gamma, "eps", x, generator=torch.Generator().manual_seed(1))
+        return terms.total.mean() / 2, terms.diffusion.pow(2).mean(), terms
+
+    vlb, _, terms = estimates()
+    grads = vdm_gradients(terms, vlb, params, joint.gamma)
+    direction = [
+        torch.randn(p.shape, generator=torch.Generator().manual_seed(i)).double() for i, p in enumerate(params)
+    ]
+    for shape, index in ((False, 0), (True, 1)):
+        chosen = [(p, d, g) for p, d, g in zip(params, direction, grads, strict=True) if (id(p) in shape_ids) == shape]
+        analytic = sum(float((d * g).sum()) for _, d, g in chosen)  # type: ignore[operator]
+        step, values = 1e-3, []
+        for sign in (1, -1):
+            with torch.no_grad():
+                for p, d, _ in chosen:
+                    p.add_(sign * step * d)
+            values.append(float(estimates()[index].detach()))
+            with torch.no_grad():
+                for p, d, _ in chosen:
+                    p.sub_(sign * step * d)
+        # γ'(t) in float32 limits the differences to about 1e-4
+        assert analytic == pytest.approx((values[0] - values[1]) / (2 * step), rel=1e-3), shape
+
+
 def test_discretize_samples_gamma_on_i_over_T_minus_1() -> None:
     """ᾱ_i = sigmoid(-γ(i/(T-1))), i = 0..T-1 (VDM eq. 3), in float64; γ itself is left as it was."""
     torch.manual_seed(4)
@@ -326,9 +379,15 @@ def test_options_the_vdm_bound_ignores_are_refused(
     assert not (tmp_path / "r").exists()
 
 
-def test_training_warns_when_a_schedule_does_not_end_near_pure_noise(tmp_path: Path) -> None:
-    with pytest.warns(UserWarning, match="schedule 'series' .* not ≈ 0"):
-        tiny_trainer(tmp_path / "series", schedule="series", steps=2).fit(progress=False)
+@pytest.mark.parametrize(("timesteps", "terminal"), [(20, "0.817"), (300, "0.0481")])
+def test_training_warns_when_a_schedule_does_not_end_near_pure_noise(
+    tmp_path: Path, timesteps: int, terminal: str
+) -> None:
+    """ᾱ_{T-1} above 0.01 is signal left where sampling starts from N(0, I): 'series' ends at 0.82 for T = 20 and
+    still at 0.048 for T = 300."""
+    assert make_schedule("series", timesteps).terminal_alpha_bar == pytest.approx(float(terminal), rel=1e-3)
+    with pytest.warns(UserWarning, match=f"schedule 'series' with T={timesteps} ends at ᾱ={terminal}, not ≈ 0"):
+        tiny_trainer(tmp_path / "series", schedule="series", timesteps=timesteps, steps=2).fit(progress=False)
 
 
 def test_a_learned_schedule_is_checked_again_after_training(tmp_path: Path) -> None:

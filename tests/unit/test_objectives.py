@@ -75,8 +75,12 @@ def test_min_snr_weight_per_target(target):
     ab, _, _, snr = _numpy_quantities()
     m = np.minimum(snr, GAMMA)
     expected = {"x0": m, "eps": m / snr, "v": m / (snr + 1), "score": m * (1 - ab) ** 2 / ab}[target]
-    got = target_weight("min_snr", target, SCHEDULE, gamma=GAMMA).numpy()
+    got = target_weight("min_snr", target, SCHEDULE).numpy()  # γ = 5 by default, as Hang et al. recommend
     np.testing.assert_allclose(got, _normalized(expected), rtol=1e-9)
+    other = {"x0": np.minimum(snr, 2.0), "eps": np.minimum(snr, 2.0) / snr}.get(target)
+    if other is not None:
+        got = target_weight("min_snr", target, SCHEDULE, gamma=2.0).numpy()
+        np.testing.assert_allclose(got, _normalized(other), rtol=1e-9)
 
 
 def test_min_snr_eps_weight_is_one_where_snr_is_small():

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from difflab.denoiser import Denoiser, Unconditional
+from difflab.denoiser import Denoiser, Prediction, Unconditional
 from difflab.objectives import HYBRID_VLB_WEIGHT, DenoisingObjective
 from difflab.process import posterior_mean, q_sample
 from difflab.schedule import Schedule, make_schedule, spaced_timesteps
@@ -81,6 +81,10 @@ def numpy_expected_bound(schedule: Schedule, x0: np.ndarray, variance: str) -> t
     return sum(parts.values()), np.sqrt(variances.sum()) / n * scale, parts
 
 
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-z))
+
+
 def true_nll_bits(x0: torch.Tensor) -> float:
     return float(-torch.distributions.MultivariateNormal(GAUSS.mean, GAUSS.cov).log_prob(x0).mean()) / (2 * math.log(2))
 
@@ -115,23 +119,33 @@ def test_bound_with_exact_denoiser_matches_its_closed_form(steps: int, variance:
         assert expected < true_nll_bits(x0) + 0.1
 
 
-@pytest.mark.parametrize(("steps", "variance"), [(100, "large"), (100, "small"), (7, "small")])
+class WithVariance:
+    """The exact denoiser plus a made-up learned-variance output v(x_t, t) ∈ (0, 1), in float32."""
+
+    def __init__(self, full: Schedule) -> None:
+        self.inner = exact_denoiser(full)
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor) -> Prediction:
+        p = self.inner(x, t)
+        return Prediction(p.x0, p.eps, torch.sigmoid(x + t[:, None] / 50.0 - 1.0))
+
+
+@pytest.mark.parametrize(("steps", "variance"), [(100, "large"), (100, "small"), (7, "small"), (7, "learned")])
 def test_bound_is_the_estimate_the_same_draws_give_in_numpy(steps: int, variance: str) -> None:
     """The bound recomputed from the same draws of ε (one per step, in step order) with the exact posterior mean
     written in numpy: every part agrees to the float32 precision of the network."""
     full = make_schedule("linear", 100)
     schedule = full.respace(spaced_timesteps(100, steps))
     x0 = GAUSS.sample(300, torch.Generator().manual_seed(2))
-    got = nll_bits_per_dim(
-        exact_denoiser(full), schedule, x0, variance=variance, generator=torch.Generator().manual_seed(3)
-    )
+    denoiser = WithVariance(full) if variance == "learned" else exact_denoiser(full)
+    got = nll_bits_per_dim(denoiser, schedule, x0, variance=variance, generator=torch.Generator().manual_seed(3))
     g = torch.Generator().manual_seed(3)
     mu, cov, x = GAUSS.mean.numpy(), GAUSS.cov.numpy(), x0.numpy()
     ab = schedule.alphas_cumprod.numpy()
     ab_prev = np.concatenate([[1.0], ab[:-1]])
     beta = 1 - ab / ab_prev
     var = beta * (1 - ab_prev) / (1 - ab)
-    log_var = np.log({"small": np.concatenate([var[1:2], var[1:]]), "large": beta}[variance])
+    small, large = np.log(np.concatenate([var[1:2], var[1:]])), np.log(beta)
     terms = []
     for i in range(len(ab)):
         eps = torch.randn(x0.shape, generator=g, dtype=torch.float64).numpy()
@@ -139,7 +153,13 @@ def test_bound_is_the_estimate_the_same_draws_give_in_numpy(steps: int, variance
         xt = a * x + np.sqrt(s2) * eps
         x0_hat = mu + (xt - a * mu) @ (a * cov @ np.linalg.inv(ab[i] * cov + s2 * np.eye(2))).T
         idx = np.full(len(x), i)
-        terms.append(numpy_vlb_term(schedule, x, xt, idx, x0_hat, np.full_like(x, log_var[i])))
+        v = {
+            "small": 0.0,
+            "large": 1.0,
+            "learned": sigmoid(xt.astype(np.float32) + schedule.timesteps[i].item() / 50 - 1),
+        }
+        log_var = v[variance] * large[i] + (1 - v[variance]) * small[i]
+        terms.append(numpy_vlb_term(schedule, x, xt, idx, x0_hat, np.broadcast_to(log_var, x.shape)))
     bits = 1 / (2 * np.log(2))
     prior = 0.5 * (ab[-1] * x**2 + (1 - ab[-1]) - 1 - np.log(1 - ab[-1])).sum(1).mean() * bits
     diffusion = np.sum(terms[1:], axis=0).mean() * bits
