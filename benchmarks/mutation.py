@@ -172,6 +172,7 @@ _SIGMOID_NORM = (
     "all the schedule uses (only the last bit of rounding differs)"
 )
 _SAME_AS_X0 = "x starts as x0 and each step keeps its shape, dtype and device"
+_LIKE = "`like` in process.at only lends dtype, device and dimensions, and x_0 and x_t have the same ones"
 _CANNOT_FIRE = (
     "the guard cannot fire (distinct timesteps for every count, tested for T = 40 and 1000), so a weaker guard "
     "behaves the same"
@@ -201,6 +202,27 @@ EQUIVALENT: dict[tuple[str, str], str] = {
     ("process.py", "noise = torch.randn(x0.shape, generator=generator, dtype=x.dtype, device=x.device)"): _SAME_AS_X0,
     ("process.py", "noise = torch.randn(x.shape, generator=generator, dtype=x0.dtype, device=x.device)"): _SAME_AS_X0,
     ("process.py", "noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x0.device)"): _SAME_AS_X0,
+    (
+        "process.py",
+        "return at(schedule.posterior_mean_coef_x0, i, x0) * x0 + at(schedule.posterior_mean_coef_xt, i, xt) * xt",
+    ): _LIKE,
+    (
+        "process.py",
+        "return at(schedule.posterior_mean_coef_x0, i, xt) * x0 + at(schedule.posterior_mean_coef_xt, i, x0) * xt",
+    ): _LIKE,
+    ("process.py", "return at(a, i, x0) * x0 + at(b, i, xt) * eps"): _LIKE,
+    ("process.py", "return at(a, i, xt) * x0 + at(b, i, x0) * eps"): _LIKE,
+    ("objectives.py", "goal = target_from(denoiser.target, schedule, x0, t, x0, noise)"): _LIKE,
+    ("objectives.py", "per_elem = elementwise_loss(self.loss, pred, goal) * at(weights, t, xt)"): _LIKE,
+    ("objectives.py", "w = 0.5 * (torch.cat([snr[-1:], snr[:-1]]) - snr)"): "w[0] is overwritten on the next line",
+    ("objectives.py", "loss = per_elem.flatten(1).mean(dim=0).mean()"): (
+        "every sample has the same number of features, so the mean of column means is the mean of row means "
+        "(rounding aside)"
+    ),
+    (
+        "objectives.py",
+        "for p, grad in zip(self.params, vdm_gradients(terms, vlb, self.params, gamma), strict=False):",
+    ): "vdm_gradients returns one gradient per parameter it is given, so the lengths always match",
 }
 
 

@@ -104,6 +104,21 @@ def test_learned_variance_channels_map_to_v_in_zero_one() -> None:
     torch.testing.assert_close(p.eps, out[:, :2])
 
 
+def test_the_variance_channels_are_the_second_half_for_any_channel_count() -> None:
+    den = Denoiser(Probe(), SCHEDULE, "eps", learned_variance=True)
+    out = torch.randn(4, 6, 3, 3, generator=torch.Generator().manual_seed(0))  # 3 data channels, 3 variance channels
+    pred, v = den.split(out)
+    torch.testing.assert_close(pred, out[:, :3])
+    torch.testing.assert_close(v, (out[:, 3:] + 1) / 2)
+
+
+def test_without_clipping_the_prediction_is_passed_through() -> None:
+    """An ε-network's ε comes back as the network gave it, not re-derived from x̂_0 (which loses bits at t ≈ 0)."""
+    x, t = batch(seed=6)
+    den = Denoiser(Probe(), SCHEDULE, "eps")
+    assert torch.equal(den(x, t).eps, den.raw(x, t))
+
+
 def test_clipping_recomputes_eps_from_the_clipped_x0() -> None:
     x, t = batch(seed=2)
     plain = Denoiser(Probe(), SCHEDULE, "eps")(x, t)

@@ -157,16 +157,25 @@ def _numpy_weights(weighting: str, target: str) -> np.ndarray:
 
 
 @pytest.mark.parametrize(
-    ("weighting", "target", "loss"),
-    [("simple", "eps", "l2"), ("elbo", "v", "l2"), ("min_snr", "x0", "huber"), ("elbo", "score", "huber")],
+    ("weighting", "target", "loss", "built"),
+    [
+        ("simple", "eps", "l2", False),
+        ("elbo", "v", "l2", True),
+        ("min_snr", "x0", "huber", False),
+        ("min_snr", "eps", "l2", True),
+        ("elbo", "score", "huber", False),
+    ],
 )
-def test_denoising_objective_value_from_the_same_draws(weighting: str, target: str, loss: str) -> None:
+def test_denoising_objective_value_from_the_same_draws(weighting: str, target: str, loss: str, built: bool) -> None:
     """t ~ U{0..T-1}, then ε ~ N(0, I) from the generator, x_t = √ᾱ x_0 + √(1-ᾱ) ε; the loss is the batch mean of
-    the feature mean of w_t ℓ(ŷ - y), recomputed in numpy from the same draws."""
+    the feature mean of w_t ℓ(ŷ - y), recomputed in numpy from the same draws (min-SNR at its default γ = 5)."""
     T = len(SCHEDULE)
     net = _Affine()
     x0 = torch.randn(256, 2, generator=torch.Generator().manual_seed(1))
-    objective = DenoisingObjective(weighting, loss)  # type: ignore[arg-type]
+    if built:
+        objective = build_objective(net, target, weighting=weighting, loss=loss)  # type: ignore[arg-type]
+    else:
+        objective = DenoisingObjective(weighting, loss)  # type: ignore[arg-type,assignment]
     value = objective(Denoiser(net, SCHEDULE, target), x0, generator=torch.Generator().manual_seed(2)).value  # type: ignore[arg-type]
     g = torch.Generator().manual_seed(2)
     t = torch.randint(0, T, (256,), generator=g)

@@ -275,3 +275,18 @@ def test_heun_matches_a_numpy_reference_step_by_step(keep: list[int]) -> None:
     for got, want in zip(ours, states, strict=True):
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(out.numpy(), expected, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("sampler", sorted(SAMPLERS))
+def test_a_single_sample_runs_with_a_callback(sampler: str) -> None:
+    full = make_schedule("cosine", T)
+    seen: list[int] = []
+    x = x_T(12, n=1)
+    out = SAMPLERS[sampler](
+        exact_denoiser(full),
+        x,
+        full.respace([0, 50, T - 1]),
+        generator=torch.Generator().manual_seed(0),
+        callback=lambda d: seen.append(d["t"]),
+    )
+    assert out.shape == (1, 2) and seen == [T - 1, 50, 0]
