@@ -223,6 +223,11 @@ EQUIVALENT: dict[tuple[str, str], str] = {
         "objectives.py",
         "for p, grad in zip(self.params, vdm_gradients(terms, vlb, self.params, gamma), strict=False):",
     ): "vdm_gradients returns one gradient per parameter it is given, so the lengths always match",
+    (
+        "samplers.py",
+        "if sigma > 0 and i >= 0:",
+    ): "at i = 0, ᾱ_{-1} = 1 makes σ exactly 0, so the condition is false anyway",
+    ("samplers.py", "h_prev = 1.0"): "h_prev is read only after the first step, which sets it together with x0_prev",
 }
 
 

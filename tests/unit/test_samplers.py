@@ -290,3 +290,13 @@ def test_a_single_sample_runs_with_a_callback(sampler: str) -> None:
         callback=lambda d: seen.append(d["t"]),
     )
     assert out.shape == (1, 2) and seen == [T - 1, 50, 0]
+
+
+@pytest.mark.parametrize(("sampler", "options"), [("ddim", {"eta": 0.0}), ("dpmpp_2m", {}), ("heun", {})])
+def test_deterministic_samplers_draw_nothing_from_the_generator(sampler: str, options: dict[str, float]) -> None:
+    """A caller's generator is left as it was: later draws from it do not depend on which ODE solver ran."""
+    full = make_schedule("cosine", T)
+    generator = torch.Generator().manual_seed(3)
+    before = generator.get_state()
+    SAMPLERS[sampler](exact_denoiser(full), x_T(13), full.respace([0, 50, T - 1]), generator=generator, **options)
+    assert torch.equal(generator.get_state(), before)
