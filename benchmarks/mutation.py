@@ -172,7 +172,11 @@ _SIGMOID_NORM = (
     "all the schedule uses (only the last bit of rounding differs)"
 )
 _SAME_AS_X0 = "x starts as x0 and each step keeps its shape, dtype and device"
-_LIKE = "`like` in process.at only lends dtype, device and dimensions, and x_0 and x_t have the same ones"
+_LIKE = "only the dtype, device and shape of the tensor are read, and x_0 and x_t have the same ones"
+_XT_CANCELS = (
+    "x_t enters L_{t-1} only through μ̃(x_t, x_0) - μ̃(x_t, x̂_0) = coef_x0 (x_0 - x̂_0), where it cancels, and at "
+    "t = 0 its coefficient is 0 (only rounding differs)"
+)
 _CANNOT_FIRE = (
     "the guard cannot fire (distinct timesteps for every count, tested for T = 40 and 1000), so a weaker guard "
     "behaves the same"
@@ -228,6 +232,14 @@ EQUIVALENT: dict[tuple[str, str], str] = {
         "if sigma > 0 and i >= 0:",
     ): "at i = 0, ᾱ_{-1} = 1 makes σ exactly 0, so the condition is false anyway",
     ("samplers.py", "h_prev = 1.0"): "h_prev is read only after the first step, which sets it together with x0_prev",
+    ("vlb.py", "true_log_var = at(schedule.posterior_log_variance_clipped, i, x0)"): _LIKE,
+    ("vlb.py", "kl = _per_sample(normal_kl(true_mean, true_log_var.expand_as(x0), model_mean, log_var))"): _LIKE,
+    ("vlb.py", "return torch.where(i.to(x0.device) == 0, decoder, kl)"): _LIKE,
+    ("vlb.py", "log_var = ddpm_log_variance(schedule, idx, x0, variance, var_interp)"): _LIKE,
+    ("vlb.py", "per_dim = vlb_term(denoiser.schedule, x0, xt, t, x0_pred, log_var) / x0_pred[0].numel()"): _LIKE,
+    ("vlb.py", "per_dim = vlb_term(denoiser.schedule, x0, xt, t, x0_pred, log_var) / xt[0].numel()"): _LIKE,
+    ("vlb.py", "per_dim = vlb_term(denoiser.schedule, x0, x0, t, x0_pred, log_var) / x0[0].numel()"): _XT_CANCELS,
+    ("vlb.py", "terms[i] = vlb_term(schedule, x0, x0, idx, pred.x0.double().cpu(), log_var)"): _XT_CANCELS,
 }
 
 

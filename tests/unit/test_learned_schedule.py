@@ -143,7 +143,7 @@ def test_the_default_gamma_spans_minus_10_to_5_with_fresh_layers() -> None:
     torch.manual_seed(0)
     gamma = MonotoneLogSNR()
     torch.testing.assert_close(torch.stack(gamma.endpoints()).detach(), torch.tensor([-10.0, 5.0]))
-    assert gamma.l3.bias is None and gamma.l2.weight.shape == (64, 1)
+    assert gamma.l3.bias is None and gamma.l2.weight.shape == (64, 1) and gamma.l3.weight.shape == (1, 64)
     assert [n for n, _ in gamma.named_parameters()] == [
         "gamma_min", "gap", "l1.weight", "l1.bias", "l2.weight", "l2.bias", "l3.weight",
     ]  # fmt: skip

@@ -132,8 +132,9 @@ class WithVariance:
 
 @pytest.mark.parametrize(("steps", "variance"), [(100, "large"), (100, "small"), (7, "small"), (7, "learned")])
 def test_bound_is_the_estimate_the_same_draws_give_in_numpy(steps: int, variance: str) -> None:
-    """The bound recomputed from the same draws of ε (one per step, in step order) with the exact posterior mean
-    written in numpy: every part agrees to the float32 precision of the network."""
+    """The bound recomputed in numpy float64 from the same draws of ε (one per step, in step order) and the same
+    network outputs: every part agrees to float64 rounding. (The outputs are those of the exact denoiser, in float32:
+    they match the posterior mean written in numpy to float32 precision.)"""
     full = make_schedule("linear", 100)
     schedule = full.respace(spaced_timesteps(100, steps))
     x0 = GAUSS.sample(300, torch.Generator().manual_seed(2))
@@ -151,23 +152,36 @@ def test_bound_is_the_estimate_the_same_draws_give_in_numpy(steps: int, variance
         eps = torch.randn(x0.shape, generator=g, dtype=torch.float64).numpy()
         a, s2 = np.sqrt(ab[i]), 1 - ab[i]
         xt = a * x + np.sqrt(s2) * eps
-        x0_hat = mu + (xt - a * mu) @ (a * cov @ np.linalg.inv(ab[i] * cov + s2 * np.eye(2))).T
+        pred = denoiser(torch.as_tensor(xt).float(), schedule.timesteps[i].expand(len(x)))
+        x0_hat = pred.x0.double().numpy()
+        posterior_mean = mu + (xt - a * mu) @ (a * cov @ np.linalg.inv(ab[i] * cov + s2 * np.eye(2))).T
+        np.testing.assert_allclose(x0_hat, posterior_mean, rtol=1e-4, atol=1e-4)
+        v = pred.var_interp.double().numpy() if pred.var_interp is not None else {"small": 0.0, "large": 1.0}[variance]
+        log_var = v * large[i] + (1 - v) * small[i]
         idx = np.full(len(x), i)
-        v = {
-            "small": 0.0,
-            "large": 1.0,
-            "learned": sigmoid(xt.astype(np.float32) + schedule.timesteps[i].item() / 50 - 1),
-        }
-        log_var = v[variance] * large[i] + (1 - v[variance]) * small[i]
         terms.append(numpy_vlb_term(schedule, x, xt, idx, x0_hat, np.broadcast_to(log_var, x.shape)))
     bits = 1 / (2 * np.log(2))
     prior = 0.5 * (ab[-1] * x**2 + (1 - ab[-1]) - 1 - np.log(1 - ab[-1])).sum(1).mean() * bits
     diffusion = np.sum(terms[1:], axis=0).mean() * bits
     decoder = terms[0].mean() * bits
-    assert got.prior == pytest.approx(prior, rel=1e-9)
-    assert got.diffusion == pytest.approx(diffusion, rel=1e-5)
-    assert got.decoder == pytest.approx(decoder, rel=1e-5, abs=1e-5)
-    assert got.total == pytest.approx(prior + diffusion + decoder, rel=1e-5)
+    assert got.prior == pytest.approx(prior, rel=1e-10)
+    assert got.diffusion == pytest.approx(diffusion, rel=1e-10)
+    assert got.decoder == pytest.approx(decoder, rel=1e-10)
+    assert got.total == pytest.approx(prior + diffusion + decoder, rel=1e-10)
+
+
+def test_bound_is_computed_in_float64_whatever_the_input() -> None:
+    """float32 data give the float64 result (the draws are made in float64), and a single point works."""
+    full = make_schedule("linear", 100)
+    schedule = full.respace(spaced_timesteps(100, 9))
+    x0 = GAUSS.sample(50, torch.Generator().manual_seed(4)).float()
+    runs = [
+        nll_bits_per_dim(exact_denoiser(full), schedule, x, generator=torch.Generator().manual_seed(5))
+        for x in (x0, x0.double())
+    ]
+    assert runs[0] == runs[1]
+    one = nll_bits_per_dim(exact_denoiser(full), schedule, x0[:1], generator=torch.Generator().manual_seed(5))
+    assert math.isfinite(one.total)
 
 
 def test_prior_kl_is_the_closed_form_for_data_away_from_zero() -> None:
@@ -259,6 +273,8 @@ def test_hybrid_vlb_loss_is_T_times_the_term_per_dimension(target: str) -> None:
     log_var = v * np.log(beta)[t][:, None] + (1 - v) * small[t][:, None]
     expected = T * numpy_vlb_term(schedule, x0.double().numpy(), z, t.numpy(), x0_hat, log_var) / 2
     np.testing.assert_allclose(got.double().numpy(), expected, rtol=2e-4)
+    one = hybrid_vlb_loss(denoiser, x0[:1], xt[:1], t[:1], out[:1])  # a batch of one is no special case
+    torch.testing.assert_close(one, got[:1])
 
 
 def test_hybrid_objective_adds_the_weighted_vlb_and_needs_a_learned_variance() -> None:
