@@ -240,6 +240,14 @@ EQUIVALENT: dict[tuple[str, str], str] = {
     ("vlb.py", "per_dim = vlb_term(denoiser.schedule, x0, xt, t, x0_pred, log_var) / xt[0].numel()"): _LIKE,
     ("vlb.py", "per_dim = vlb_term(denoiser.schedule, x0, x0, t, x0_pred, log_var) / x0[0].numel()"): _XT_CANCELS,
     ("vlb.py", "terms[i] = vlb_term(schedule, x0, x0, idx, pred.x0.double().cpu(), log_var)"): _XT_CANCELS,
+    (
+        "learned_schedule.py",
+        "grads_shape = torch.autograd.grad(terms.diffusion.pow(2).mean(), shape, allow_unused=False)",
+    ): "every shape parameter enters γ(t), hence γ'(t) and L_diff, so none is ever unused",
+    (
+        "learned_schedule.py",
+        "by_id = {id(p): g for p, g in zip([*rest, *shape], [*grads_rest, *grads_shape], strict=False)}",
+    ): "autograd.grad returns one gradient per input, so both lists have the same length",
 }
 
 

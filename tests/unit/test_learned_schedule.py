@@ -166,7 +166,7 @@ class Known(torch.nn.Module):
 
     def forward(self, z: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         self.seen.append(t)
-        return 0.5 * z + t[:, None] - 0.2
+        return 0.5 * z + t.reshape(-1, *[1] * (z.ndim - 1)) - 0.2
 
 
 @pytest.mark.parametrize("target", ["eps", "x0"])
@@ -196,6 +196,13 @@ def test_vdm_terms_match_the_closed_forms_for_data_away_from_zero(target: str) -
     np.testing.assert_allclose(terms.prior.detach().numpy(), prior, rtol=1e-5)
     np.testing.assert_allclose(terms.reconstruction.detach().numpy(), 1.5 * (np.log(2 * np.pi) - 6.0 + 1), rtol=1e-5)
     torch.testing.assert_close(terms.total, terms.diffusion + terms.prior + terms.reconstruction)
+    # Image-shaped data (per-sample α, σ broadcast over all dimensions) and a batch of one are no special cases.
+    images = vdm_terms(net, gamma, target, x.reshape(4, 3, 1, 1), generator=torch.Generator().manual_seed(7))  # type: ignore[arg-type]
+    for name in ("diffusion", "prior", "reconstruction"):
+        torch.testing.assert_close(getattr(images, name), getattr(terms, name))
+    one = vdm_terms(net, gamma, target, x[:1], generator=torch.Generator().manual_seed(7))  # type: ignore[arg-type]
+    torch.testing.assert_close(one.prior, terms.prior[:1])
+    torch.testing.assert_close(one.reconstruction, terms.reconstruction[:1])
     # The reconstruction's closed form is the expectation over z₀ of the decoder's NLL.
     e = np.random.default_rng(0).standard_normal((200_000, 3))
     a0, s0 = np.sqrt(sigmoid(6.0)), np.sqrt(sigmoid(-6.0))
