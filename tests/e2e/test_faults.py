@@ -87,16 +87,16 @@ class RunsCode:
         return (os.system, (f"touch {self.marker}",))
 
 
-@pytest.mark.parametrize("name", [STATE, MODEL])
 def test_a_checkpoint_that_would_run_code_is_refused(
-    trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+    trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """The training state is the one file read with torch.load, so the one place a planted pickle could run.
+    (The weights are safetensors, which never unpickles: planting one there could not fail for this reason.)"""
     marker = tmp_path / "PWNED"
-    torch.save({"step": RunsCode(marker)}, latest_checkpoint_dir(trained) / name)  # type: ignore[operator]
+    torch.save({"step": RunsCode(marker)}, latest_checkpoint_dir(trained) / STATE)  # type: ignore[operator]
     capsys.readouterr()
     assert main(["train", "--resume", str(trained), "--steps", "20"]) == 2
-    err = one_error_line(capsys)
-    assert ("refused to load" if name == STATE else "corrupt or foreign weights") in err
+    assert "refused to load" in one_error_line(capsys)
     assert not marker.exists()
 
 

@@ -15,15 +15,18 @@ from difflab.denoiser import Denoiser, Unconditional
 from difflab.learned_schedule import (
     LearnedScheduleModel,
     MonotoneLogSNR,
+    PositiveLinear,
+    VDMTerms,
     discretize,
     eps_from_output,
+    vdm_gradients,
     vdm_terms,
 )
 from difflab.models.mlp import MLP
 from difflab.objectives import VDMObjective
 from difflab.process import TARGETS, target_from
 from difflab.samplers import SAMPLERS
-from difflab.schedule import spaced_timesteps
+from difflab.schedule import make_schedule, spaced_timesteps
 from tests.helpers import GAUSS, TINY, assert_identical, cli_args, crash_at_step_7, final_state, tiny_trainer
 
 
@@ -71,7 +74,7 @@ def test_joint_training_is_finite_keeps_snr_monotone_and_lowers_the_bound() -> N
         loss = objective(Denoiser(joint, joint.schedule(10), "eps"), batch, generator=g)
         loss.backward()
         optimizer.step()
-        losses.append(float(loss.value))
+        losses.append(float(loss.value.detach()))
     assert all(torch.isfinite(torch.tensor(losses)))
     assert sum(losses[-30:]) < sum(losses[:30])
     assert_monotone(gamma)
@@ -89,14 +92,220 @@ def test_joint_training_is_finite_keeps_snr_monotone_and_lowers_the_bound() -> N
         assert 0.1 < float(out.std(0).max()) < 1.0, name
 
 
-def test_terms_have_the_closed_form_prior_and_reconstruction() -> None:
-    gamma = MonotoneLogSNR(-6.0, 4.0)
-    x = torch.zeros(4, 2)
-    terms = vdm_terms(lambda z, t, c: torch.zeros_like(z), gamma, "eps", x, generator=torch.Generator().manual_seed(0))
-    var1 = torch.sigmoid(torch.tensor(4.0))
-    torch.testing.assert_close(terms.prior, (0.5 * (var1 - 1 - var1.log()) * 2).expand(4).detach())
-    torch.testing.assert_close(terms.reconstruction, torch.full((4,), 0.5 * (1.8378771 - 6.0 + 1) * 2))
-    assert bool((terms.diffusion > 0).all())
+def softplus(w: np.ndarray) -> np.ndarray:
+    return np.log1p(np.exp(w))
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-z))
+
+
+def numpy_gamma(gamma: MonotoneLogSNR, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """γ(t) and γ'(t) from the weights: h = w₁t + b₁, r(t) = h + W₃ sigmoid(W₂h + b₂) with softplus'd weights (VDM's
+    monotone net), γ = γ₀ + (γ₁ - γ₀)(r(t) - r(0))/(r(1) - r(0)), γ₁ = γ₀ + softplus(gap)."""
+    p = {k: v.detach().double().numpy() for k, v in gamma.named_parameters()}
+    w1, b1 = softplus(p["l1.weight"])[0, 0], p["l1.bias"][0]
+    w2, b2, w3 = softplus(p["l2.weight"])[:, 0], p["l2.bias"], softplus(p["l3.weight"])[0]
+
+    def r(u: np.ndarray) -> np.ndarray:
+        h = w1 * u + b1
+        return h + sigmoid(np.multiply.outer(h, w2) + b2) @ w3
+
+    def dr(u: np.ndarray) -> np.ndarray:
+        a = sigmoid(np.multiply.outer(w1 * u + b1, w2) + b2)
+        return w1 * (1 + (a * (1 - a)) @ (w2 * w3))
+
+    g0 = float(p["gamma_min"])
+    g1 = g0 + float(softplus(p["gap"]))
+    span = r(np.array(1.0)) - r(np.array(0.0))
+    return g0 + (g1 - g0) * (r(t) - r(np.array(0.0))) / span, (g1 - g0) * dr(t) / span
+
+
+def test_gamma_is_the_rescaled_monotone_network() -> None:
+    torch.manual_seed(3)
+    gamma = MonotoneLogSNR(-7.0, 4.0, hidden=16)
+    with torch.no_grad():
+        for param in gamma.shape_parameters():
+            param.add_(torch.randn(param.shape))  # away from the initialization, biases included
+    t = torch.linspace(0, 1, 33, dtype=torch.float64).requires_grad_(True)
+    g, dg = numpy_gamma(gamma, t.detach().numpy())
+    got = gamma.double()(t)
+    (slope,) = torch.autograd.grad(got.sum(), t)
+    np.testing.assert_allclose(got.detach().numpy(), g, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(slope.numpy(), dg, rtol=1e-10)
+    assert g[0] == pytest.approx(-7.0) and g[-1] == pytest.approx(4.0)
+    assert (dg > 0).all()
+
+
+def test_the_default_gamma_spans_minus_10_to_5_with_fresh_layers() -> None:
+    """Defaults: γ from -10 to 5 (VDM's learned range is about -13.3..5); weights N(0, 1/fan_in), zero biases,
+    and no bias in the last layer, whose constant would cancel in the rescaling."""
+    torch.manual_seed(0)
+    gamma = MonotoneLogSNR()
+    torch.testing.assert_close(torch.stack(gamma.endpoints()).detach(), torch.tensor([-10.0, 5.0]))
+    assert gamma.l3.bias is None and gamma.l2.weight.shape == (64, 1) and gamma.l3.weight.shape == (1, 64)
+    assert [n for n, _ in gamma.named_parameters()] == [
+        "gamma_min", "gap", "l1.weight", "l1.bias", "l2.weight", "l2.bias", "l3.weight",
+    ]  # fmt: skip
+    assert [id(p) for p in gamma.shape_parameters()] == [
+        id(p) for p in (gamma.l1.weight, gamma.l1.bias, gamma.l2.weight, gamma.l2.bias, gamma.l3.weight)
+    ]
+    wide = PositiveLinear(400, 300)
+    assert float(wide.weight.detach().std()) == pytest.approx(400**-0.5, rel=0.02)
+    assert float(wide.bias.abs().max()) == 0.0
+    x = torch.randn(5, 400)
+    torch.testing.assert_close(wide(x), x @ torch.nn.functional.softplus(wide.weight).T + wide.bias)
+
+
+class Known(torch.nn.Module):
+    """A network whose output is a fixed function of (z, t): ε̂ is known in closed form."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, z: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        self.seen.append(t)
+        return 0.5 * z + t.reshape(-1, *[1] * (z.ndim - 1)) - 0.2
+
+
+@pytest.mark.parametrize("target", ["eps", "x0"])
+def test_vdm_terms_match_the_closed_forms_for_data_away_from_zero(target: str) -> None:
+    """VDM eq. 17 and its prior and reconstruction, per sample, from the same draws (u₀, then ε) in numpy:
+    diffusion ½ γ'(t)‖ε - ε̂(z_t; t)‖² at t_i = (u₀ + i/n) mod 1, prior KL(N(α₁x, σ₁²) ‖ N(0, 1)),
+    reconstruction E[-log N(x; z₀/α₀, e^{γ₀})] = ½(log 2π + γ₀ + 1) per dimension."""
+    torch.manual_seed(1)
+    gamma = MonotoneLogSNR(-6.0, 4.0, hidden=8)
+    x = torch.tensor([[1.5, -0.5, 0.0], [0.3, 2.0, -1.0], [-1.2, 0.7, 0.4], [0.0, 0.0, 3.0]])
+    net = Known()
+    terms = vdm_terms(net, gamma, target, x, generator=torch.Generator().manual_seed(7))  # type: ignore[arg-type]
+    g = torch.Generator().manual_seed(7)
+    u0 = float(torch.rand((), generator=g))
+    eps = torch.randn(x.shape, generator=g).double().numpy()
+    t = (u0 + np.arange(4) / 4) % 1.0
+    gt, dg = numpy_gamma(gamma, t)
+    alpha, sigma = np.sqrt(sigmoid(-gt))[:, None], np.sqrt(sigmoid(gt))[:, None]
+    z = alpha * x.numpy() + sigma * eps
+    out = 0.5 * z + t[:, None] - 0.2
+    eps_hat = out if target == "eps" else (z - alpha * out) / sigma
+    np.testing.assert_allclose(net.seen[-1].detach().numpy(), t, rtol=0, atol=2e-7)
+    diffusion = 0.5 * dg * ((eps - eps_hat) ** 2).sum(1)
+    np.testing.assert_allclose(terms.diffusion.detach().numpy(), diffusion, rtol=2e-5)
+    var1 = sigmoid(4.0)
+    prior = 0.5 * (var1 + (1 - var1) * x.double().numpy() ** 2 - 1 - np.log(var1)).sum(1)
+    np.testing.assert_allclose(terms.prior.detach().numpy(), prior, rtol=1e-5)
+    np.testing.assert_allclose(terms.reconstruction.detach().numpy(), 1.5 * (np.log(2 * np.pi) - 6.0 + 1), rtol=1e-5)
+    torch.testing.assert_close(terms.total, terms.diffusion + terms.prior + terms.reconstruction)
+    # Image-shaped data (per-sample α, σ broadcast over all dimensions) and a batch of one are no special cases.
+    images = vdm_terms(net, gamma, target, x.reshape(4, 3, 1, 1), generator=torch.Generator().manual_seed(7))  # type: ignore[arg-type]
+    for name in ("diffusion", "prior", "reconstruction"):
+        torch.testing.assert_close(getattr(images, name), getattr(terms, name))
+    one = vdm_terms(net, gamma, target, x[:1], generator=torch.Generator().manual_seed(7))  # type: ignore[arg-type]
+    torch.testing.assert_close(one.prior, terms.prior[:1])
+    torch.testing.assert_close(one.reconstruction, terms.reconstruction[:1])
+    # The reconstruction's closed form is the expectation over z₀ of the decoder's NLL.
+    e = np.random.default_rng(0).standard_normal((200_000, 3))
+    a0, s0 = np.sqrt(sigmoid(6.0)), np.sqrt(sigmoid(-6.0))
+    x_rows = x.double().numpy()[1]
+    decoded = (a0 * x_rows + s0 * e) / a0
+    nll = 0.5 * (np.log(2 * np.pi) - 6.0 + (x_rows - decoded) ** 2 / np.exp(-6.0)).sum(1)
+    assert nll.mean() == pytest.approx(float(terms.reconstruction[1]), abs=4 * nll.std() / np.sqrt(len(nll)))
+
+
+def test_vdm_gradients_split_the_bound_and_the_second_moment() -> None:
+    """The network and γ's endpoints descend the bound; γ's shape descends E[L_diff²]; unreached parameters get None."""
+    torch.manual_seed(2)
+    joint = LearnedScheduleModel(MLP(2, hidden=16, depth=1))
+    unused = torch.nn.Parameter(torch.ones(3))
+    x = torch.randn(16, 2, generator=torch.Generator().manual_seed(0))
+    terms = vdm_terms(joint.net, joint.gamma, "eps", x, generator=torch.Generator().manual_seed(1))
+    vlb = terms.total.mean() / 2
+    params = [*joint.parameters(), unused]
+    shape_ids = {id(p) for p in joint.gamma.shape_parameters()}
+    rest = [p for p in params[:-1] if id(p) not in shape_ids]
+    expected_rest = torch.autograd.grad(vlb, rest, retain_graph=True)
+    expected_shape = torch.autograd.grad(
+        terms.diffusion.pow(2).mean(), joint.gamma.shape_parameters(), retain_graph=True
+    )
+    got = vdm_gradients(terms, vlb, params, joint.gamma)
+    assert got[-1] is None
+    by_id = dict(zip(map(id, params), got, strict=True))
+    for p, grad in zip(rest, expected_rest, strict=True):
+        torch.testing.assert_close(by_id[id(p)], grad)
+    for p, grad in zip(joint.gamma.shape_parameters(), expected_shape, strict=True):
+        torch.testing.assert_close(by_id[id(p)], grad)
+    assert any(float(g.abs().max()) > 0 for g in expected_shape)
+
+
+class DoubleGamma(MonotoneLogSNR):
+    """γ evaluated in float64 (vdm_terms draws t in float32, so γ'(t) is still rounded to float32)."""
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        return super().forward(t.double())
+
+
+class Small(torch.nn.Module):
+    """A small network of (z, t) in float64."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(3, 2).double()
+
+    def forward(self, z: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.tanh(self.lin(torch.cat([z, t[:, None].to(z.dtype)], dim=1)))
+
+
+def test_vdm_gradients_are_the_derivatives_of_the_estimate() -> None:
+    """Directional derivatives of the bound (network, endpoints) and of E[L_diff²] (γ's shape), with the draws held
+    fixed, against central differences: the gradient must flow through γ'(t) as well as through α_t and σ_t."""
+    torch.manual_seed(5)
+    joint = LearnedScheduleModel(Small(), DoubleGamma(-6.0, 3.0, hidden=8).double())
+    x = torch.randn(64, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    params = list(joint.parameters())
+    shape_ids = {id(p) for p in joint.gamma.shape_parameters()}
+
+    def estimates() -> tuple[torch.Tensor, torch.Tensor, VDMTerms]:
+        terms = vdm_terms(joint.net, joint.gamma, "eps", x, generator=torch.Generator().manual_seed(1))
+        return terms.total.mean() / 2, terms.diffusion.pow(2).mean(), terms
+
+    vlb, _, terms = estimates()
+    grads = vdm_gradients(terms, vlb, params, joint.gamma)
+    direction = [
+        torch.randn(p.shape, generator=torch.Generator().manual_seed(i)).double() for i, p in enumerate(params)
+    ]
+    for shape, index in ((False, 0), (True, 1)):
+        chosen = [(p, d, g) for p, d, g in zip(params, direction, grads, strict=True) if (id(p) in shape_ids) == shape]
+        analytic = sum(float((d * g).sum()) for _, d, g in chosen)  # type: ignore[operator]
+        step, values = 1e-3, []
+        for sign in (1, -1):
+            with torch.no_grad():
+                for p, d, _ in chosen:
+                    p.add_(sign * step * d)
+            values.append(float(estimates()[index].detach()))
+            with torch.no_grad():
+                for p, d, _ in chosen:
+                    p.sub_(sign * step * d)
+        # γ'(t) in float32 limits the differences to about 1e-4
+        assert analytic == pytest.approx((values[0] - values[1]) / (2 * step), rel=1e-3), shape
+
+
+def test_discretize_samples_gamma_on_i_over_T_minus_1() -> None:
+    """ᾱ_i = sigmoid(-γ(i/(T-1))), i = 0..T-1 (VDM eq. 3), in float64; γ itself is left as it was."""
+    torch.manual_seed(4)
+    gamma = MonotoneLogSNR(-9.0, 6.0, hidden=8)
+    with torch.no_grad():
+        gamma.l2.bias.add_(torch.randn(8))
+    for T in (2, 7, 50):
+        schedule = discretize(gamma, T)
+        g, _ = numpy_gamma(gamma, np.arange(T) / (T - 1))
+        assert schedule.alphas_cumprod.dtype == torch.float64
+        np.testing.assert_allclose(schedule.alphas_cumprod.numpy(), sigmoid(-g), rtol=1e-6)
+        assert schedule.timesteps.tolist() == list(range(T))
+    assert gamma.gamma_min.dtype == torch.float32
+    joint = LearnedScheduleModel(Known(), gamma)
+    torch.testing.assert_close(joint.schedule(9).alphas_cumprod, discretize(gamma, 9).alphas_cumprod)
+    z, t = torch.randn(3, 2), torch.rand(3)
+    torch.testing.assert_close(joint(z, t), 0.5 * z + t[:, None] - 0.2)
 
 
 # --- `difflab train --schedule learned` end to end ---
@@ -177,9 +386,15 @@ def test_options_the_vdm_bound_ignores_are_refused(
     assert not (tmp_path / "r").exists()
 
 
-def test_training_warns_when_a_schedule_does_not_end_near_pure_noise(tmp_path: Path) -> None:
-    with pytest.warns(UserWarning, match="schedule 'series' .* not ≈ 0"):
-        tiny_trainer(tmp_path / "series", schedule="series", steps=2).fit(progress=False)
+@pytest.mark.parametrize(("timesteps", "terminal"), [(20, "0.817"), (300, "0.0481")])
+def test_training_warns_when_a_schedule_does_not_end_near_pure_noise(
+    tmp_path: Path, timesteps: int, terminal: str
+) -> None:
+    """ᾱ_{T-1} above 0.01 is signal left where sampling starts from N(0, I): 'series' ends at 0.82 for T = 20 and
+    still at 0.048 for T = 300."""
+    assert make_schedule("series", timesteps).terminal_alpha_bar == pytest.approx(float(terminal), rel=1e-3)
+    with pytest.warns(UserWarning, match=f"schedule 'series' with T={timesteps} ends at ᾱ={terminal}, not ≈ 0"):
+        tiny_trainer(tmp_path / "series", schedule="series", timesteps=timesteps, steps=2).fit(progress=False)
 
 
 def test_a_learned_schedule_is_checked_again_after_training(tmp_path: Path) -> None:

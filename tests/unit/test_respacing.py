@@ -11,7 +11,7 @@ import torch
 from difflab.denoiser import Prediction
 from difflab.process import x0_from_eps
 from difflab.samplers import SAMPLERS, sample_ddim, sample_ddpm
-from difflab.schedule import make_schedule, spaced_timesteps
+from difflab.schedule import _strictly_increasing, make_schedule, spaced_timesteps
 
 
 @pytest.mark.parametrize(("train", "steps"), [(200, 1), (200, 3), (200, 7), (200, 50), (200, 200), (1000, 13)])
@@ -45,9 +45,19 @@ def test_quadratic_spacing_follows_ddim_and_stays_distinct_at_every_count() -> N
     assert spaced_timesteps(1000, 100, "quadratic")[:4].tolist() == [0, 1, 2, 3]  # 999/99² ≈ 0.1 would repeat 0
 
 
+def test_strictly_increasing_pushes_repeats_up_then_pulls_the_top_back() -> None:
+    """The helper's contract on grids the spacings never produce (there the first pass already ends at `last`)."""
+    assert _strictly_increasing(torch.tensor([0.0, 0.0, 5.0, 5.0, 5.0]), 5).tolist() == [0, 1, 3, 4, 5]
+    assert _strictly_increasing(torch.tensor([0.0, 0.0, 0.0, 2.0, 9.0, 9.0]), 9).tolist() == [0, 1, 2, 3, 8, 9]
+    assert _strictly_increasing(torch.tensor([0.0, 3.0, 3.0, 4.0, 4.0]), 5).tolist() == [0, 2, 3, 4, 5]
+
+
 def test_bad_spacing_requests_are_refused() -> None:
-    with pytest.raises(ValueError, match="between 1 and 40"):
-        spaced_timesteps(40, 41)
+    for steps in (0, 41):
+        with pytest.raises(ValueError, match="between 1 and 40"):
+            spaced_timesteps(40, steps)
+    for spacing in ("trailing", "linspace", "quadratic"):
+        assert spaced_timesteps(40, 7, spacing).dtype == torch.int64  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="trailing, linspace or quadratic"):
         spaced_timesteps(40, 4, "leading")  # type: ignore[arg-type]
 
@@ -68,7 +78,14 @@ def test_respaced_process_is_built_from_kept_alpha_bars() -> None:
     torch.testing.assert_close(same.posterior_variance, full.posterior_variance)
 
 
-INVALID = [([0, 5, 98], "end at the last trained step 99"), ([5, 3, 99], "increasing"), ([4, 99, 100], "subset")]
+INVALID = [
+    ([0, 5, 98], "end at the last trained step 99"),
+    ([5, 3, 99], "increasing"),
+    ([3, 3, 99], "increasing"),
+    ([0, 50, 20, 99], "increasing"),
+    ([4, 99, 100], "subset"),
+    ([], "at least one timestep"),
+]
 
 
 @pytest.mark.parametrize(("keep", "message"), INVALID)

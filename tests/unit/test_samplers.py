@@ -18,6 +18,7 @@ from difflab.samplers import (
     sample_ddpm,
     sample_dpmpp_2m,
     sample_dpmpp_2m_sde,
+    sample_heun,
 )
 from difflab.schedule import Schedule, make_schedule, spaced_timesteps
 from difflab.testing import ExactNetwork
@@ -237,3 +238,65 @@ def test_common_signature_callback_and_evaluations(sampler: str) -> None:
     # Heun evaluates the model twice per step but once on the last (Euler) step; the others once per step.
     expected = [T - 1, 120, 120, 50, 50, 5, 5, 0, 0] if sampler == "heun" else [T - 1, 120, 50, 5, 0]
     assert calls == expected
+
+
+def numpy_pseudo_eps(x: np.ndarray, t: int) -> np.ndarray:
+    """`pseudo_eps` written again in numpy float64."""
+    return np.tanh(0.8 * x + 0.3 * np.sin(t / 37.0)) + 0.1 * np.cos(t / 11.0)
+
+
+def numpy_heun(x: np.ndarray, ab: np.ndarray, ts: list[int]) -> tuple[list[np.ndarray], np.ndarray]:
+    """Karras et al. 2022, alg. 1 (deterministic Heun) on the probability-flow ODE dx̃/dσ̃ = ε̂ in x̃ = x/√ᾱ and
+    σ̃ = √((1-ᾱ)/ᾱ), from σ̃_{K-1} down to σ̃ = 0; the last step, to σ̃ = 0, is Euler's. Returns the state at the
+    start of every step and the result."""
+    sig = np.sqrt((1 - ab) / ab)
+    states = []
+    for i in reversed(range(len(ab))):
+        states.append(x)
+        x_tilde = x / np.sqrt(ab[i])
+        d = numpy_pseudo_eps(x, ts[i])
+        if i == 0:
+            return states, x_tilde + (0.0 - sig[0]) * d  # at σ̃ = 0, ᾱ = 1 and x = x̃
+        euler = x_tilde + (sig[i - 1] - sig[i]) * d
+        d_next = numpy_pseudo_eps(euler * np.sqrt(ab[i - 1]), ts[i - 1])
+        x = (x_tilde + (sig[i - 1] - sig[i]) * (d + d_next) / 2) * np.sqrt(ab[i - 1])
+    raise AssertionError("unreachable")
+
+
+@pytest.mark.parametrize("keep", [[0, 5, 50, 120, T - 1], list(range(9, T, 10)), list(range(T))])
+def test_heun_matches_a_numpy_reference_step_by_step(keep: list[int]) -> None:
+    full = make_schedule("cosine", T)
+    schedule = full.respace(keep)
+    x = x_T(4).double()
+    ours: list[torch.Tensor] = []
+    out = sample_heun(eps_denoiser(full), x, schedule, callback=record(ours))
+    states, expected = numpy_heun(x.numpy(), schedule.alphas_cumprod.numpy(), keep)
+    assert len(ours) == len(states)
+    for got, want in zip(ours, states, strict=True):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("sampler", sorted(SAMPLERS))
+def test_a_single_sample_runs_with_a_callback(sampler: str) -> None:
+    full = make_schedule("cosine", T)
+    seen: list[int] = []
+    x = x_T(12, n=1)
+    out = SAMPLERS[sampler](
+        exact_denoiser(full),
+        x,
+        full.respace([0, 50, T - 1]),
+        generator=torch.Generator().manual_seed(0),
+        callback=lambda d: seen.append(d["t"]),
+    )
+    assert out.shape == (1, 2) and seen == [T - 1, 50, 0]
+
+
+@pytest.mark.parametrize(("sampler", "options"), [("ddim", {"eta": 0.0}), ("dpmpp_2m", {}), ("heun", {})])
+def test_deterministic_samplers_draw_nothing_from_the_generator(sampler: str, options: dict[str, float]) -> None:
+    """A caller's generator is left as it was: later draws from it do not depend on which ODE solver ran."""
+    full = make_schedule("cosine", T)
+    generator = torch.Generator().manual_seed(3)
+    before = generator.get_state()
+    SAMPLERS[sampler](exact_denoiser(full), x_T(13), full.respace([0, 50, T - 1]), generator=generator, **options)
+    assert torch.equal(generator.get_state(), before)

@@ -15,19 +15,85 @@ from difflab.schedule import (
     cosine_alphas_cumprod,
     linear_alphas_cumprod,
     make_schedule,
+    sigmoid_alphas_cumprod,
 )
 
 
-def numpy_cosine(T: int, s: float = 0.008) -> np.ndarray:
+def numpy_cosine(T: int, s: float = 0.008, max_beta: float = 0.999) -> np.ndarray:
+    """Nichol & Dhariwal 2021, eq. 17 with β ≤ max_beta (their sec. 3.2); our t = 0 is their t = 1."""
     f = [math.cos((u / T + s) / (1 + s) * math.pi / 2) ** 2 for u in range(T + 1)]
-    betas = np.minimum([1 - f[k + 1] / f[k] for k in range(T)], 0.999)
+    betas = np.minimum([1 - f[k + 1] / f[k] for k in range(T)], max_beta)
     return np.cumprod(1 - betas)
 
 
+def numpy_sigmoid(T: int, start: float = -3.0, end: float = 3.0, tau: float = 1.0) -> np.ndarray:
+    """Jabri et al. 2022, alg. 1: ᾱ(u) = (σ(end/τ) - σ((u(end-start) + start)/τ)) / (σ(end/τ) - σ(start/τ)),
+    taken at u = (t+1)/T through the step ratios, β ≤ 0.999 (as for the cosine)."""
+
+    def sig(z: np.ndarray | float) -> np.ndarray | float:
+        return 1.0 / (1.0 + np.exp(-z))
+
+    u = np.arange(T + 1) / T
+    f = (sig(end / tau) - sig((u * (end - start) + start) / tau)) / (sig(end / tau) - sig(start / tau))
+    betas = np.minimum(1 - f[1:] / f[:-1], 0.999)
+    return np.cumprod(1 - betas)
+
+
+def numpy_linear(T: int, start: float, end: float) -> np.ndarray:
+    return np.cumprod(1 - np.linspace(start, end, T))
+
+
 def test_linear_and_cosine_match_numpy() -> None:
-    betas = np.linspace(1e-4, 0.02, 200)
-    np.testing.assert_allclose(linear_alphas_cumprod(200, 1e-4, 0.02).numpy(), np.cumprod(1 - betas), rtol=1e-12)
+    np.testing.assert_allclose(
+        linear_alphas_cumprod(200, 1e-4, 0.02).numpy(), numpy_linear(200, 1e-4, 0.02), rtol=1e-12
+    )
     np.testing.assert_allclose(cosine_alphas_cumprod(200).numpy(), numpy_cosine(200), rtol=1e-12)
+    # A larger offset and a cap that binds on many steps: both parameters reach the formula.
+    np.testing.assert_allclose(
+        cosine_alphas_cumprod(50, s=0.05, max_beta=0.2).numpy(), numpy_cosine(50, 0.05, 0.2), rtol=1e-12
+    )
+    capped = numpy_cosine(50, 0.05, 0.2)
+    assert np.isclose(1 - capped[1:] / capped[:-1], 0.2, rtol=1e-9).sum() >= 5
+
+
+@pytest.mark.parametrize(("start", "end", "tau"), [(-3.0, 3.0, 1.0), (-2.0, 4.0, 0.7), (-5.0, 1.0, 1.6)])
+def test_sigmoid_matches_numpy(start: float, end: float, tau: float) -> None:
+    got = sigmoid_alphas_cumprod(120, start=start, end=end, tau=tau).numpy()
+    np.testing.assert_allclose(got, numpy_sigmoid(120, start, end, tau), rtol=1e-12, atol=1e-300)
+
+
+@pytest.mark.parametrize("T", [10, 100, 200, 1000])
+def test_named_schedules_match_their_definitions(T: int) -> None:
+    """make_schedule: linear is Ho et al.'s 1e-4..0.02 rescaled by 1000/T with β ≤ 0.999; series is not rescaled."""
+    scale = 1000 / T
+    expected = {
+        "linear": numpy_linear(T, 1e-4 * scale, min(0.02 * scale, 0.999)),
+        "series": numpy_linear(T, 1e-4, 0.02),
+        "cosine": numpy_cosine(T),
+        "sigmoid": numpy_sigmoid(T),
+    }
+    assert set(expected) == set(SCHEDULE_NAMES)
+    for name, ab in expected.items():
+        s = make_schedule(name, T)
+        np.testing.assert_allclose(s.alphas_cumprod.numpy(), ab, rtol=1e-12, atol=1e-300, err_msg=name)
+        assert s.timesteps.tolist() == list(range(T)) and s.num_train_timesteps == T
+        assert s.terminal_alpha_bar == pytest.approx(ab[-1], rel=1e-12)
+
+
+def test_posterior_log_variance_clipped_replaces_the_zero_at_t0_by_step_1() -> None:
+    """improved-DDPM's log(append(β̃[1], β̃[1:])): the t = 0 entry is log β̃_1, not log 0 = -inf."""
+    linear = make_schedule("linear", 20)
+    for s in (make_schedule("cosine", 50), linear.respace([0, 4, 9, 19]), linear.respace([9, 19])):
+        ab = s.alphas_cumprod.numpy()
+        ab_prev = np.concatenate([[1.0], ab[:-1]])
+        var = (1 - ab / ab_prev) * (1 - ab_prev) / (1 - ab)
+        got = s.posterior_log_variance_clipped.numpy()
+        assert var[0] == 0.0
+        assert got[0] == pytest.approx(math.log(var[1]), rel=1e-12)
+        np.testing.assert_allclose(got[1:], np.log(var[1:]), rtol=1e-12)
+    # A one-step process has no β̃_1: its only reverse step uses β_0.
+    one = Schedule.from_alphas_cumprod(torch.tensor([0.3], dtype=torch.float64))
+    assert one.posterior_log_variance_clipped.tolist() == [pytest.approx(math.log(0.7), rel=1e-12)]
 
 
 @pytest.mark.parametrize("name", SCHEDULE_NAMES)
@@ -105,3 +171,29 @@ def test_series_preset_keeps_its_flaw_and_default_does_not() -> None:
 def test_unknown_schedule_lists_choices() -> None:
     with pytest.raises(ValueError, match="cosine"):
         make_schedule("quadratic", 100)
+    with pytest.raises(ValueError, match="comes from trained weights"):
+        make_schedule("learned", 100)
+    with pytest.raises(ValueError, match="at least 2 timesteps"):
+        make_schedule("cosine", 1)
+    assert len(make_schedule("cosine", 2)) == 2
+
+
+def f64(*values: float) -> torch.Tensor:
+    return torch.tensor(values, dtype=torch.float64)
+
+
+def test_a_schedule_accepts_exactly_the_valid_alpha_bars() -> None:
+    """ᾱ strictly decreasing in (0, 1]: ᾱ = 1 (no noise yet) and one step are valid; 0, > 1 and ties are not."""
+    assert len(Schedule.from_alphas_cumprod(f64(1.0, 0.5, 1e-9))) == 3
+    assert len(Schedule.from_alphas_cumprod(f64(0.4))) == 1
+    for bad in (f64(0.5, 0.0), f64(1.5, 0.5), f64(0.5, 0.5), f64(0.4, 0.5), f64(0.9, 0.5, 0.7), f64(-0.1)):
+        with pytest.raises(ValueError, match="alphas_cumprod must"):
+            Schedule.from_alphas_cumprod(bad)
+    with pytest.raises(ValueError, match="float64"):
+        Schedule(torch.tensor([0.5, 0.2]), torch.arange(2))
+    with pytest.raises(ValueError, match="non-empty 1-D"):
+        Schedule(f64(0.5, 0.2)[None], torch.arange(2)[None])
+    with pytest.raises(ValueError, match="non-empty 1-D"):
+        Schedule(f64(), torch.arange(0))
+    with pytest.raises(ValueError, match="same length"):
+        Schedule(f64(0.5, 0.2), torch.arange(3))
