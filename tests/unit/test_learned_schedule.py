@@ -152,7 +152,7 @@ def test_the_default_gamma_spans_minus_10_to_5_with_fresh_layers() -> None:
     ]
     wide = PositiveLinear(400, 300)
     assert float(wide.weight.detach().std()) == pytest.approx(400**-0.5, rel=0.02)
-    assert float(wide.bias.abs().max()) == 0.0
+    assert float(wide.bias.detach().abs().max()) == 0.0
     x = torch.randn(5, 400)
     torch.testing.assert_close(wide(x), x @ torch.nn.functional.softplus(wide.weight).T + wide.bias)
 
