@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import html
 import json
+import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from difflab.checkpoint import atomic_write_text
-from difflab.config import TrainConfig
+from difflab.config import RESUMABLE_CHANGES, TrainConfig
 from difflab.errors import UserError
 from difflab.evaluation import EVAL
 from difflab.run import read_run_record
 
+#: Options that say how a run was executed, not what was trained: never a difference worth a column.
+HOW_RUN = RESUMABLE_CHANGES - {"steps"}
 #: The figures shown per kind of evaluation, in this order.
 SHOWN = {
     "points": ["ratio", "precision", "recall"],
@@ -44,7 +47,7 @@ class Comparison:
 
     @property
     def header(self) -> list[str]:
-        return ["run", *self.options, *(f"{f} (mean ± std)" for f in self.figures)]
+        return ["run", *self.options, *(f if f == "evaluated" else f"{f} (mean ± std)" for f in self.figures)]
 
     def table(self) -> str:
         """A Markdown table (readable in a terminal, pastable into a README)."""
@@ -74,11 +77,21 @@ def _figures(path: Path) -> tuple[str | None, dict[str, str]]:
         ev = json.loads(file.read_text())
         out = {}
         for name, stat in ev["metrics"].items():
-            std = stat.get("std")
-            out[name] = f"{stat['mean']:.3g}" if std is None else f"{stat['mean']:.3g} ± {std:.2g}"
+            out[name] = mean_and_spread(stat["mean"], stat.get("std"))
+        sampling = ev.get("sampling", {})
+        steps = f" {sampling['steps']} steps" if sampling.get("steps") else ""
+        out["evaluated"] = f"{sampling.get('sampler', '?')}{steps}, {ev['draws']} × n={ev['n']}"
         return str(ev["kind"]), out
     except (ValueError, KeyError, TypeError) as e:
         raise UserError(f"{file}: unreadable evaluation ({e})") from None
+
+
+def mean_and_spread(mean: float, std: float | None) -> str:
+    """"0.57 ± 0.30": the spread to two significant digits and the mean to the same decimal place."""
+    if std is None or not math.isfinite(std) or std <= 0 or not math.isfinite(mean):
+        return f"{mean:.3g}"
+    decimals = max(0, 1 - math.floor(math.log10(std)))
+    return f"{mean:.{decimals}f} ± {std:.{decimals}f}"
 
 
 def compare(runs: list[str | Path], *, evaluate: bool = False, **evaluation: Any) -> Comparison:
@@ -95,10 +108,10 @@ def compare(runs: list[str | Path], *, evaluate: bool = False, **evaluation: Any
                 load(p).evaluate(**evaluation)
     names = [f.name for f in fields(TrainConfig)]
     values = [r.cfg.to_dict() for r in records]
-    differ = [n for n in names if len({json.dumps(v[n]) for v in values}) > 1]
+    differ = [n for n in names if n not in HOW_RUN and len({json.dumps(v[n]) for v in values}) > 1]
     kinds_and_figures = [_figures(p) for p in paths]
     kinds = {k for k, _ in kinds_and_figures if k}
-    shown = [f for k in sorted(kinds) for f in SHOWN.get(k, [])]
+    shown = [f for k in sorted(kinds) for f in SHOWN.get(k, [])] + (["evaluated"] if kinds else [])
     return Comparison([str(p) for p in paths], differ, values, shown, [f for _, f in kinds_and_figures])
 
 
