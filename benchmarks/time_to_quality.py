@@ -1,7 +1,7 @@
 """Training time from nothing to ratio ≤ 1.5, per set, and what shortens it.
 
     python benchmarks/time_to_quality.py [--sets moons circles parabola complex] [--seeds 0 1]
-                                         [--variants default "lr 4e-3" ...] [--every 500]
+                                         [--variants default "lr 4e-3" ...] [--every 500] [--stop-at-target]
 
 Each run trains with the default config (or one variant of it) and, every `--every` steps, evaluates the EMA
 weights as `difflab evaluate --steps 20` does (the few-step default; n = 2000, 2 draws). The training
@@ -13,6 +13,7 @@ reported per seed and as mean ± std. One torch thread. The learning-rate schedu
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 from typing import Any
 
@@ -37,7 +38,13 @@ VARIANTS: dict[str, dict[str, Any]] = {
 TARGET = 1.5
 
 
-def curve(data: str, options: dict[str, Any], every: int, n: int, draws: int) -> list[tuple[int, float, float, float]]:
+class Reached(Exception):
+    """Raised from the evaluation hook to end a run once it reached the target (with --stop-at-target)."""
+
+
+def curve(
+    data: str, options: dict[str, Any], every: int, n: int, draws: int, stop: bool
+) -> list[tuple[int, float, float, float]]:
     """(step, training seconds, ratio mean, precision mean) at every `every` steps of one run."""
     kind = kind_for_spec(data)
     cfg = make_config({**options, "data": data, "sample_every": every, "threads": 1})
@@ -52,8 +59,11 @@ def curve(data: str, options: dict[str, Any], every: int, n: int, draws: int) ->
         )
         ev = run.evaluate(n=n, draws=draws, steps=20, progress=False, save=False)
         points.append((step, trainer.elapsed, ev["ratio"].mean, ev["precision"].mean))
+        if stop and ev["ratio"].mean <= TARGET:
+            raise Reached
 
-    trainer.fit(progress=False, on_sample=evaluate)
+    with contextlib.suppress(Reached):
+        trainer.fit(progress=False, on_sample=evaluate)
     return points
 
 
@@ -65,6 +75,9 @@ def main() -> None:
     p.add_argument("--every", type=int, default=500)
     p.add_argument("--n", type=int, default=2000)
     p.add_argument("--draws", type=int, default=2)
+    p.add_argument(
+        "--stop-at-target", action="store_true", help="end each run at the target (the end columns then show that step)"
+    )
     args = p.parse_args()
     print(f"{pin_threads(1)}; evaluation every {args.every} steps, n = {args.n}, {args.draws} draws, 20-step sampler")
     print(
@@ -76,7 +89,8 @@ def main() -> None:
         for variant in args.variants:
             hits, steps, ends, precisions = [], [], [], []
             for seed in args.seeds:
-                points = curve(data, {**VARIANTS[variant], "seed": seed}, args.every, args.n, args.draws)
+                options = {**VARIANTS[variant], "seed": seed}
+                points = curve(data, options, args.every, args.n, args.draws, args.stop_at_target)
                 first = next((pt for pt in points if pt[2] <= TARGET), None)
                 hits.append(first[1] if first else float("nan"))
                 steps.append(first[0] if first else None)

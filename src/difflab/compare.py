@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import html
 import json
-import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 from difflab.checkpoint import atomic_write_text
 from difflab.config import RESUMABLE_CHANGES, TrainConfig
 from difflab.errors import UserError
-from difflab.evaluation import EVAL
+from difflab.evaluation import EVAL, mean_and_spread
 from difflab.run import read_run_record
 
 #: Options that say how a run was executed, not what was trained: never a difference worth a column.
@@ -84,14 +83,6 @@ def _figures(path: Path) -> tuple[str | None, dict[str, str]]:
         return str(ev["kind"]), out
     except (ValueError, KeyError, TypeError) as e:
         raise UserError(f"{file}: unreadable evaluation ({e})") from None
-
-
-def mean_and_spread(mean: float, std: float | None) -> str:
-    """"0.57 ± 0.30": the spread to two significant digits and the mean to the same decimal place."""
-    if std is None or not math.isfinite(std) or std <= 0 or not math.isfinite(mean):
-        return f"{mean:.3g}"
-    decimals = max(0, 1 - math.floor(math.log10(std)))
-    return f"{mean:.{decimals}f} ± {std:.{decimals}f}"
 
 
 def compare(runs: list[str | Path], *, evaluate: bool = False, **evaluation: Any) -> Comparison:

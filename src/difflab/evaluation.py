@@ -18,6 +18,14 @@ from difflab.checkpoint import atomic_write_json
 EVAL = "eval.json"
 
 
+def mean_and_spread(mean: float, std: float | None) -> str:
+    """ "0.57 ± 0.30": the spread to two significant digits and the mean to the same decimal place."""
+    if std is None or not math.isfinite(std) or std <= 0 or not math.isfinite(mean):
+        return f"{mean:.3g}"
+    decimals = max(0, 1 - math.floor(math.log10(std)))
+    return f"{mean:.{decimals}f} ± {std:.{decimals}f}"
+
+
 @dataclass
 class Stat:
     """One figure measured on several independent draws."""

@@ -24,7 +24,7 @@ from difflab import __version__
 from difflab.checkpoint import atomic_write_text
 from difflab.config import TrainConfig
 from difflab.errors import UserError
-from difflab.evaluation import EVAL
+from difflab.evaluation import EVAL, mean_and_spread
 
 if TYPE_CHECKING:
     from difflab.api import Run
@@ -90,15 +90,14 @@ def evaluation_section(run_dir: Path) -> str:
         ev = json.loads(path.read_text())
         rows = []
         for name, stat in ev["metrics"].items():
-            std = "" if stat.get("std") is None else f"{stat['std']:.4g}"
-            rows.append([name, f"{stat['mean']:.4g}", std, len(stat["values"])])
+            rows.append([name, mean_and_spread(stat["mean"], stat.get("std")), len(stat["values"])])
         sampling = ev.get("sampling", {})
         what = f"{ev['draws']} draws of n = {ev['n']}, sampler {sampling.get('sampler')}, {sampling.get('steps')} steps"
     except (ValueError, KeyError, TypeError) as e:
         return f'<p class="muted">{_e(path)} is unreadable ({_e(e)}).</p>'
     when = ev.get("written", "")
     return f"<p>{_e(what)}; written {_e(when)} at step {_e(ev.get('run_step'))}.</p>" + _table(
-        ["figure", "mean", "std over draws", "draws"], rows
+        ["figure", "mean ± std over draws", "draws"], rows
     )
 
 

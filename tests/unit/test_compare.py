@@ -1,4 +1,4 @@
-"""How `difflab compare` writes a figure with its spread."""
+"""How `difflab compare` and the report write a figure with its spread."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from difflab.compare import mean_and_spread
+from difflab.evaluation import mean_and_spread
 
 
 @pytest.mark.parametrize(
