@@ -73,6 +73,12 @@ def class_legend(fig: Figure, class_names: Sequence[str]) -> None:
     fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 8), fontsize=8)
 
 
+def _panel_height(lo: np.ndarray, hi: np.ndarray, *, width: float) -> float:
+    """Inches of height an equal-aspect panel `width` inches wide needs for the box lo..hi (kept readable)."""
+    aspect = float((hi[1] - lo[1]) / max(hi[0] - lo[0], 1e-12))
+    return width * min(max(aspect, 0.4), 1.6)
+
+
 def plot_comparison(
     data: np.ndarray,
     samples: np.ndarray,
@@ -85,18 +91,25 @@ def plot_comparison(
 ) -> None:
     """Data vs generated side by side, in data units, on the same axes; one row per column pair when D > 2."""
     rows = pairs(data.shape[1])
-    fig = Figure(figsize=(9, 4.3 * len(rows)), layout="constrained")
-    axes = fig.subplots(len(rows), 2, squeeze=False)
-    for row, pair in enumerate(rows):
+    boxes = []
+    for pair in rows:
+        lo, hi = np.percentile(np.concatenate([data, samples])[:, list(pair)], [0.2, 99.8], axis=0)
+        pad = 0.08 * (hi - lo)
+        boxes.append((lo - pad, hi + pad))
+    # Panels are drawn with equal axes, so the figure takes the data's shape: a fixed height left moons (2:1)
+    # floating in white space under a distant title.
+    heights = [
+        _panel_height(lo, hi, width=4.0) if p[0] != p[1] else 3.6 for p, (lo, hi) in zip(rows, boxes, strict=True)
+    ]
+    fig = Figure(figsize=(9, sum(heights) + 0.7 * len(rows) + 0.3), layout="constrained")
+    axes = fig.subplots(len(rows), 2, squeeze=False, height_ratios=heights)
+    for row, (pair, (lo, hi)) in enumerate(zip(rows, boxes, strict=True)):
         scatter(axes[row, 0], data, pair, data_labels, f"data (n = {len(data)})")
         scatter(axes[row, 1], samples, pair, sample_labels, f"generated (n = {len(samples)})")
-        both = np.concatenate([data, samples])[:, list(pair)]
-        lo, hi = np.percentile(both, [0.2, 99.8], axis=0)
-        pad = 0.08 * (hi - lo)
         for ax in axes[row]:
             if pair[0] != pair[1]:
-                ax.set_xlim(lo[0] - pad[0], hi[0] + pad[0])
-                ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
+                ax.set_xlim(lo[0], hi[0])
+                ax.set_ylim(lo[1], hi[1])
     fig.suptitle(caption, fontsize=10)
     if class_names:
         class_legend(fig, class_names)
@@ -263,8 +276,9 @@ def write_gif(
     """
     colour = class_colours(labels) if labels is not None else "tab:blue"
     images = []
+    height = _panel_height(np.asarray(limits)[:, 0], np.asarray(limits)[:, 1], width=4.2)
     for title, x in frames:
-        fig = Figure(figsize=(4.4, 4.6), layout="constrained")
+        fig = Figure(figsize=(4.4, height + (1.0 if caption else 0.6)), layout="constrained")
         ax = fig.subplots()
         ax.scatter(x[:, 0], x[:, 1 if x.shape[1] > 1 else 0], s=POINT_SIZE, alpha=0.6, linewidths=0, c=colour)
         ax.set_xlim(limits[0])
