@@ -7,7 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from difflab.schedule import KARRAS_RHO, SIGMA_MAX, make_schedule, noise_spaced_timesteps, spaced_timesteps
+from difflab.schedule import make_schedule, noise_spaced_timesteps, spaced_timesteps
+
+#: Karras et al. 2022: ρ = 7 (eq. 5) and σ_max = 80 (table 1), written here, not read from the module under test.
+RHO, SIGMA_MAX = 7.0, 80.0
 
 
 @pytest.mark.parametrize("spacing", ["logsnr", "karras"])
@@ -27,7 +30,7 @@ def test_levels_follow_their_definition(name: str) -> None:
     k = 12
     expected = {
         "logsnr": np.linspace(log_sigma[0], top, k),
-        "karras": KARRAS_RHO * np.log(np.linspace(math.exp(log_sigma[0] / KARRAS_RHO), math.exp(top / KARRAS_RHO), k)),
+        "karras": RHO * np.log(np.linspace(math.exp(log_sigma[0] / RHO), math.exp(top / RHO), k)),
     }
     for spacing, levels in expected.items():
         ts = noise_spaced_timesteps(schedule, k, spacing).numpy()
