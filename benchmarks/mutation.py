@@ -222,7 +222,6 @@ EQUIVALENT: dict[tuple[str, str], str] = {
         "samplers.py",
         "if sigma > 0 and i >= 0:",
     ): "at i = 0, ᾱ_{-1} = 1 makes σ exactly 0, so the condition is false anyway",
-    ("samplers.py", "h_prev = 1.0"): "h_prev is read only after the first step, which sets it together with x0_prev",
     ("vlb.py", "true_log_var = at(schedule.posterior_log_variance_clipped, i, x0)"): _LIKE,
     ("vlb.py", "kl = _per_sample(normal_kl(true_mean, true_log_var.expand_as(x0), model_mean, log_var))"): _LIKE,
     ("vlb.py", "return torch.where(i.to(x0.device) == 0, decoder, kl)"): _LIKE,
