@@ -189,6 +189,11 @@ EQUIVALENT: dict[tuple[str, str], str] = {
     ("schedule.py", "if bool((ts[1:] < ts[:-1]).any()):"): _CANNOT_FIRE,
     ("schedule.py", "if bool((ts[1:] <= ts[:1]).any()):"): _CANNOT_FIRE,
     ("schedule.py", "return torch.Tensor(out)"): "both make float32 from a list of Python numbers (the caller casts)",
+    ("schedule.py", "if num_steps == 0:"): (
+        "the one-step shortcut of noise_spaced_timesteps: without it one level goes through the general path, "
+        "whose pull-back ends every grid at the last timestep, so one step still gives [T-1] as int64 (checked "
+        "for cosine, linear and sigmoid at T = 2, 10, 1000); zero steps are refused before it"
+    ),
     ("schedule.py", "for i in range(len(out) - 2, -0, -1):"): (
         "skips the pull-back of out[0], which never changes it: on a grid that starts at 0 with at most last + 1 "
         "points, out[1] >= 1 after the pull-back (pushed values are >= their index, pulled ones "

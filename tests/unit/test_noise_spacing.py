@@ -48,3 +48,10 @@ def test_the_cap_keeps_steps_off_pure_noise_and_the_index_spacings_refuse_them()
     assert ((1 - ab) / ab) ** 0.5 <= SIGMA_MAX * 1.1
     with pytest.raises(ValueError, match="follows the noise levels"):
         spaced_timesteps(1000, 10, "logsnr")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("spacing", ["logsnr", "karras"])
+@pytest.mark.parametrize("steps", [0, -1, 1001])
+def test_a_count_outside_one_to_t_is_refused(spacing: str, steps: int) -> None:
+    with pytest.raises(ValueError, match="steps must be between 1 and 1000"):
+        noise_spaced_timesteps(make_schedule("cosine", 1000), steps, spacing)
