@@ -242,3 +242,14 @@ def test_vdm_objective_is_the_mean_bound_per_dimension_and_accumulates_gradients
     groups = objective.clip_groups(joint)
     assert [id(p) for p in groups[1]] == [id(p) for p in shape]
     assert {id(p) for p in groups[0]} == {id(p) for p in params} - {id(p) for p in shape}
+
+
+def test_vdm_objective_divides_by_one_sample_s_dimensions_also_for_a_batch_of_one() -> None:
+    """Per dimension means per item's dimensions (x0[0].numel()), which a batch of one must still have."""
+    joint = LearnedScheduleModel(_Affine())
+    x0 = torch.randn(1, 2, generator=torch.Generator().manual_seed(5))
+    loss = VDMObjective(joint, "eps")(
+        Denoiser(joint, joint.schedule(10), "eps"), x0, generator=torch.Generator().manual_seed(6)
+    )
+    terms = vdm_terms(joint.net, joint.gamma, "eps", x0, generator=torch.Generator().manual_seed(6))
+    assert loss.value.item() == pytest.approx(terms.total.item() / 2, rel=1e-6)
