@@ -189,6 +189,10 @@ EQUIVALENT: dict[tuple[str, str], str] = {
     ("schedule.py", "if bool((ts[1:] < ts[:-1]).any()):"): _CANNOT_FIRE,
     ("schedule.py", "if bool((ts[1:] <= ts[:1]).any()):"): _CANNOT_FIRE,
     ("schedule.py", "return torch.Tensor(out)"): "both make float32 from a list of Python numbers (the caller casts)",
+    ("samplers.py", "return _dpmpp_multistep(denoiser, x, schedule, callback, order=4, sde=False)"): (
+        "_multistep_update takes every order above 2 as 3 (it reads the newest three predictions), so keeping a "
+        "fourth in the history changes nothing"
+    ),
     ("schedule.py", "if num_steps == 0:"): (
         "the one-step shortcut of noise_spaced_timesteps: without it one level goes through the general path, "
         "whose pull-back ends every grid at the last timestep, so one step still gives [T-1] as int64 (checked "

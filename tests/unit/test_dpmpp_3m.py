@@ -90,3 +90,24 @@ def test_third_order_convergence_on_the_exact_ode() -> None:
     order = -np.polyfit(np.log(steps), np.log(errors["dpmpp_3m"]), 1)[0]
     assert all(b < a for a, b in itertools.pairwise(errors["dpmpp_3m"]))
     assert order > 3.0 and errors["dpmpp_3m"][-1] < errors["dpmpp_2m"][-1] / 5, (errors, order)
+
+
+@pytest.mark.parametrize(("steps", "before_last"), [(3, 2), (14, 2), (15, 3), (16, 3)])
+def test_fewer_than_15_steps_take_order_2_before_the_last(
+    steps: int, before_last: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lu et al. 2022b's advice for short chains: the orders used are 1, 2, 3, ..., then ≤ 2 before the final
+    first-order step to the data when there are fewer than 15 steps; 15 and more keep order 3 there."""
+    import difflab.samplers as samplers
+
+    orders: list[int] = []
+    real = samplers._multistep_update
+
+    def spy(*args: object) -> torch.Tensor:
+        orders.append(int(args[-1]))  # type: ignore[call-overload]
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(samplers, "_multistep_update", spy)
+    full = make_schedule("cosine", T)
+    sample_dpmpp_3m(eps_denoiser(full), x_T(), full.respace(spaced_timesteps(T, steps, "trailing")))
+    assert orders == [min(k + 1, 3) for k in range(steps - 2)] + [before_last]
