@@ -235,6 +235,7 @@ EQUIVALENT: dict[tuple[str, str], str] = {
     ("vlb.py", "kl = _per_sample(normal_kl(true_mean, true_log_var.expand_as(x0), model_mean, log_var))"): _LIKE,
     ("vlb.py", "return torch.where(i.to(x0.device) == 0, decoder, kl)"): _LIKE,
     ("vlb.py", "log_var = ddpm_log_variance(schedule, idx, x0, variance, var_interp)"): _LIKE,
+    ("vlb.py", 'log_var = ddpm_log_variance(denoiser.schedule, t, x0, "learned", var_interp)'): _LIKE,
     ("vlb.py", "per_dim = vlb_term(denoiser.schedule, x0, xt, t, x0_pred, log_var) / x0_pred[0].numel()"): _LIKE,
     ("vlb.py", "per_dim = vlb_term(denoiser.schedule, x0, xt, t, x0_pred, log_var) / xt[0].numel()"): _LIKE,
     ("vlb.py", "per_dim = vlb_term(denoiser.schedule, x0, x0, t, x0_pred, log_var) / x0[0].numel()"): _XT_CANCELS,
