@@ -158,6 +158,10 @@ _SIGMOID_NORM = (
     "all the schedule uses (only the last bit of rounding differs)"
 )
 _SAME_AS_X0 = "x starts as x0 and each step keeps its shape, dtype and device"
+_LONGER_HISTORY = (
+    "the history keeps at least the newest `order` predictions and the updates read only those, so keeping more "
+    "(or, for order 1, all of them) changes nothing"
+)
 _LIKE = "only the dtype, device and shape of the tensor are read, and x_0 and x_t have the same ones"
 _XT_CANCELS = (
     "x_t enters L_{t-1} only through μ̃(x_t, x_0) - μ̃(x_t, x̂_0) = coef_x0 (x_0 - x̂_0), where it cancels, and at "
@@ -249,6 +253,21 @@ EQUIVALENT: dict[tuple[str, str], str] = {
         "by_id = {id(p): g for p, g in zip([*rest, *shape], [*grads_rest, *grads_shape], strict=False)}",
     ): "autograd.grad returns one gradient per input, so both lists have the same length",
 }
+
+#: The multistep history line, keeping a longer history than the solver reads.
+_HISTORY = "history = [*history[-({}) :], (pred.x0, float(lam[i]))] if order {} else [(pred.x0, float(lam[i]))]"
+EQUIVALENT.update(
+    {
+        ("samplers.py", _HISTORY.format(keep, condition)): _LONGER_HISTORY
+        for keep, condition in [
+            ("order - 1", "> 0"),
+            ("order - 1", ">= 1"),
+            ("order + 1", "> 1"),
+            ("order", "> 1"),
+            ("order - 0", "> 1"),
+        ]
+    }
+)
 
 
 @dataclasses.dataclass(frozen=True)
