@@ -2,7 +2,7 @@
 
     python examples/demo.py [RUN_DIR]
 
-The same as `difflab train --data moons --out runs/demo --steps 2500`, then `difflab sample/evaluate/plot/
+The same as `difflab train --data moons --out runs/demo --steps 4000`, then `difflab sample/evaluate/plot/
 animate/report runs/demo --steps 20`, without five Python start-ups. Sampling uses the few-step default
 (20 network evaluations instead of the 1000-step chain; benchmarks/fewstep.py measures that it is as good).
 """
@@ -17,7 +17,7 @@ import numpy as np
 
 import difflab
 
-STEPS = 2500
+STEPS = 4000
 FEW = {"steps": 20}
 
 
