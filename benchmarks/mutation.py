@@ -160,7 +160,7 @@ _SIGMOID_NORM = (
 _SAME_AS_X0 = "x starts as x0 and each step keeps its shape, dtype and device"
 _LONGER_HISTORY = (
     "the history keeps at least the newest `order` predictions and the updates read only those, so keeping more "
-    "(or, for order 1, all of them) changes nothing"
+    "changes nothing"
 )
 _LIKE = "only the dtype, device and shape of the tensor are read, and x_0 and x_t have the same ones"
 _XT_CANCELS = (
@@ -255,18 +255,9 @@ EQUIVALENT: dict[tuple[str, str], str] = {
 }
 
 #: The multistep history line, keeping a longer history than the solver reads.
-_HISTORY = "history = [*history[-({}) :], (pred.x0, float(lam[i]))] if order {} else [(pred.x0, float(lam[i]))]"
+_HISTORY = "history = [*history[-({}) :], (pred.x0, float(lam[i]))]"
 EQUIVALENT.update(
-    {
-        ("samplers.py", _HISTORY.format(keep, condition)): _LONGER_HISTORY
-        for keep, condition in [
-            ("order - 1", "> 0"),
-            ("order - 1", ">= 1"),
-            ("order + 1", "> 1"),
-            ("order", "> 1"),
-            ("order - 0", "> 1"),
-        ]
-    }
+    {("samplers.py", _HISTORY.format(keep)): _LONGER_HISTORY for keep in ("order", "order - 0", "order + 1")}
 )
 
 

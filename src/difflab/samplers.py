@@ -217,7 +217,8 @@ def _dpmpp_multistep(
         if i == 0:
             x = pred.x0
             continue
-        history = [*history[-(order - 1) :], (pred.x0, float(lam[i]))] if order > 1 else [(pred.x0, float(lam[i]))]
+        # order is 2 or 3: the newest `order` predictions are all an update reads
+        history = [*history[-(order - 1) :], (pred.x0, float(lam[i]))]
         k = min(order, len(history))
         if i == 1 and len(schedule) < LOW_ORDER_BELOW:
             k = min(k, 2)
