@@ -19,7 +19,7 @@ EVAL = "eval.json"
 
 
 def mean_and_spread(mean: float, std: float | None) -> str:
-    """ "0.57 ± 0.30": the spread to two significant digits and the mean to the same decimal place."""
+    """A figure as "0.57 ± 0.30": the spread to two significant digits, the mean to the same decimal place."""
     if std is None or not math.isfinite(std) or std <= 0 or not math.isfinite(mean):
         return f"{mean:.3g}"
     decimals = max(0, 1 - math.floor(math.log10(std)))
