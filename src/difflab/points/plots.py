@@ -275,22 +275,27 @@ def write_gif(
     `labels` colour each point by class in every frame (points keep their identity along the chain).
     """
     colour = class_colours(labels) if labels is not None else "tab:blue"
-    images = []
     height = _panel_height(np.asarray(limits)[:, 0], np.asarray(limits)[:, 1], width=4.2)
-    for title, x in frames:
-        fig = Figure(figsize=(4.4, height + (1.0 if caption else 0.6)), layout="constrained")
-        ax = fig.subplots()
-        ax.scatter(x[:, 0], x[:, 1 if x.shape[1] > 1 else 0], s=POINT_SIZE, alpha=0.6, linewidths=0, c=colour)
-        ax.set_xlim(limits[0])
-        ax.set_ylim(limits[1])
-        ax.set_aspect("equal", adjustable="box")
-        ax.set_title(title, fontsize=10)
-        if caption:
-            fig.suptitle(caption, fontsize=8)
-        if class_names:
-            class_legend(fig, class_names)
-        canvas = FigureCanvasAgg(fig)
+    fig = Figure(figsize=(4.4, height + (1.0 if caption else 0.6)), layout="constrained")
+    ax = fig.subplots()
+    column = 1 if frames[0][1].shape[1] > 1 else 0
+    cloud = ax.scatter(frames[0][1][:, 0], frames[0][1][:, column], s=POINT_SIZE, alpha=0.6, linewidths=0, c=colour)
+    ax.set_xlim(limits[0])
+    ax.set_ylim(limits[1])
+    ax.set_aspect("equal", adjustable="box")
+    title = ax.set_title(frames[0][0], fontsize=10)
+    if caption:
+        fig.suptitle(caption, fontsize=8)
+    if class_names:
+        class_legend(fig, class_names)
+    canvas = FigureCanvasAgg(fig)
+    images = []
+    for i, (text, x) in enumerate(frames):
+        cloud.set_offsets(x[:, [0, column]])
+        title.set_text(text)
         canvas.draw()
+        if i == 0:  # every frame has the same layout: solving it once makes the GIF several times faster
+            fig.set_layout_engine("none")
         images.append(Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3]))
     buf = io.BytesIO()
     durations = [ms_per_frame] * (len(images) - 1) + [1500]
