@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 import yaml
@@ -83,12 +85,18 @@ class TrainConfig:
 
 OPTION_NAMES = frozenset(f.name for f in fields(TrainConfig))
 
+#: Where image data's defaults differ from TrainConfig's (the user's own values win): the small U-Net with
+#: benchmarks/mnist5k.py's settings. 15,000 steps of 512, sized for point data, would take days on a CPU.
+IMAGE_DEFAULTS: Mapping[str, Any] = MappingProxyType(
+    {"model": "unet", "target": "eps", "batch_size": 64, "steps": 1500}
+)
+
 #: What the less obvious options mean, for `difflab train --help`.
 OPTION_HELP = {
     "data": "a built-in dataset (difflab datasets), a .csv/.npy file, or an image set (mnist5k, digits, "
     "emnist:PATH[:SPLIT], images:PATH)",
     "n_data": "points drawn from a built-in point dataset (files use all their rows)",
-    "model": "mlp for points, unet for images (C, H, W with H, W divisible by 4)",
+    "model": "mlp for points, unet for images (C, H, W with H, W divisible by 4; the default for images)",
     "unet_size": "small (~0.8M parameters, CPU) or base (~5.3M, GPU)",
     "target": "what the network predicts; every sampler works with any of them",
     "weighting": "per-timestep loss weight: simple = uniform on the target's error; elbo = ½(SNR_{t-1} - SNR_t) "

@@ -8,6 +8,7 @@ imports neither kind's heavy parts: sampling an image run never loads the traine
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -31,6 +32,8 @@ class Kind(Protocol):
     name: str  # "points" or "images"
     item_name: str  # "points", "images": for messages
     sample_suffixes: tuple[str, ...]  # what `difflab sample --out` may write
+    #: Training options where this kind's default differs from `TrainConfig`'s; the user's own values win.
+    defaults: Mapping[str, Any]
 
     def is_builtin(self, spec: str) -> bool: ...
 

@@ -70,6 +70,16 @@ def test_the_same_lines_work_on_images(tmp_path: Path) -> None:
     assert run.write("0110", steps=3, progress=False).shape == (8, 32, 1)
 
 
+def test_images_get_the_image_defaults_and_the_users_values_win() -> None:
+    images = np.random.default_rng(2).random((16, 1, 8, 8)).astype(np.float32)
+    run = difflab.train(images, progress=False, steps=1, batch_size=4, timesteps=20)
+    assert (run.config.model, run.config.target, run.config.steps) == ("unet", "eps", 1)  # no --model unet needed
+    assert difflab.train(images, progress=False, steps=1, timesteps=20).config.batch_size == 64
+    assert difflab.train(images, progress=False, steps=1, batch_size=4, target="v", timesteps=20).config.target == "v"
+    points = difflab.train(np.random.default_rng(3).normal(size=(64, 2)), progress=False, steps=1)
+    assert (points.config.model, points.config.target, points.config.batch_size) == ("mlp", "v", 512)
+
+
 def test_data_from_a_file_a_name_and_a_tensor(tmp_path: Path) -> None:
     csv = tmp_path / "points.csv"
     csv.write_text("a,b\n" + "".join(f"{k},{k * k % 7}\n" for k in range(50)))

@@ -498,7 +498,11 @@ def test_ctrl_c_at_any_moment_of_start_up_is_one_line(tmp_path: Path, delay: flo
         stderr=subprocess.PIPE,
         text=True,
     )
-    assert proc.stderr is not None and proc.stderr.readline() == "ready\n"
+    assert proc.stderr is not None
+    first = proc.stderr.readline()
+    if first != "ready\n":  # say what came instead, whole, rather than a bare inequality
+        proc.kill()
+        pytest.fail(f"start-up wrote {first!r} before 'ready'; then: {proc.communicate(timeout=60)[1]}")
     time.sleep(delay)
     proc.send_signal(signal.SIGINT)
     _out, err = proc.communicate(timeout=120)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
 
 from difflab.checkpoint import atomic_write_bytes
-from difflab.config import TrainConfig
+from difflab.config import IMAGE_DEFAULTS, TrainConfig
 from difflab.data.image_source import SPLIT_SEED, TEST_FRACTION, load_image_set
 from difflab.data.images import ImageData, stratified_split
 from difflab.data.training_set import DataInfo, DataSource, TrainingSet, fingerprint
@@ -44,6 +45,7 @@ class ImageKind:
     name = "images"
     item_name = "images"
     sample_suffixes = (".npy", ".png")
+    defaults: ClassVar[Mapping[str, Any]] = IMAGE_DEFAULTS
 
     def is_builtin(self, spec: str) -> bool:
         return spec in BUILTIN_IMAGE_SETS

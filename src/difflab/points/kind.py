@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -40,6 +42,7 @@ class PointKind:
     name = "points"
     item_name = "points"
     sample_suffixes = (".npy", ".csv")
+    defaults: ClassVar[Mapping[str, Any]] = MappingProxyType({})
 
     def is_builtin(self, spec: str) -> bool:
         return spec in DATASETS
