@@ -428,7 +428,7 @@ def train(
     if isinstance(data, (np.ndarray, torch.Tensor)):
         array = data.detach().cpu().numpy() if isinstance(data, torch.Tensor) else data
         kind = kind_for_array(array)
-        cfg = make_config({**kind.defaults, **options, "data": "array"})
+        cfg = make_config({**kind.defaults("array"), **options, "data": "array"})
         loaded = kind.from_array(array, labels)
         spec = "array"
     else:
@@ -436,7 +436,7 @@ def train(
             raise UserError("labels go with an array; files and built-in sets carry their own")
         spec = _absolute_spec(str(data))
         kind = kind_for_spec(spec)
-        cfg = make_config({**kind.defaults, **options, "data": spec})
+        cfg = make_config({**kind.defaults(spec), **options, "data": spec})
         loaded = kind.load_spec(spec, cfg)
     training_set = kind.training_set(loaded, cfg, spec)
     cfg = kind.settle_config(cfg, training_set)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, NoReturn, get_args, get_origin, get_type_hints
 
 from difflab import __version__
-from difflab.config import IMAGE_DEFAULTS, OPTION_HELP, TrainConfig, read_config_file
+from difflab.config import IMAGE_DEFAULTS, OPTION_HELP, SET_STEPS, TrainConfig, read_config_file
 from difflab.errors import UserError, option_style
 from difflab.types import ClipKind, DeviceChoice, SamplerName, Spacing, VarianceKind, choices
 
@@ -48,9 +48,11 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
     for f in fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         kind = hints[f.name]
-        default = str(getattr(defaults, f.name)) + (
-            f"; images {IMAGE_DEFAULTS[f.name]}" if f.name in IMAGE_DEFAULTS else ""
-        )
+        default = str(getattr(defaults, f.name))
+        if f.name == "steps":
+            default += "".join(f"; {name} {steps}" for name, steps in SET_STEPS.items())
+        if f.name in IMAGE_DEFAULTS:
+            default += f"; images {IMAGE_DEFAULTS[f.name]}"
         if kind is bool:
             p.add_argument(
                 flag,

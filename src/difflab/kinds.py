@@ -32,10 +32,12 @@ class Kind(Protocol):
     name: str  # "points" or "images"
     item_name: str  # "points", "images": for messages
     sample_suffixes: tuple[str, ...]  # what `difflab sample --out` may write
-    #: Training options where this kind's default differs from `TrainConfig`'s; the user's own values win.
-    defaults: Mapping[str, Any]
 
     def is_builtin(self, spec: str) -> bool: ...
+
+    def defaults(self, spec: str) -> Mapping[str, Any]:
+        """Training options whose default for this data differs from `TrainConfig`'s (the user's values win)."""
+        ...
 
     def load_spec(self, spec: str, cfg: TrainConfig) -> Any: ...
 

@@ -80,6 +80,14 @@ def test_images_get_the_image_defaults_and_the_users_values_win() -> None:
     assert (points.config.model, points.config.target, points.config.batch_size) == ("mlp", "v", 512)
 
 
+def test_a_built_in_set_with_its_own_budget_gets_it_unless_steps_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert difflab.config.SET_STEPS["parabola"] < difflab.config.TrainConfig.steps  # measured: sharp sooner
+    monkeypatch.setattr("difflab.points.kind.SET_STEPS", {"parabola": 3})  # the same mechanism, a short budget
+    assert difflab.train("parabola", progress=False, n_data=64, batch_size=16).step == 3
+    assert difflab.train("parabola", progress=False, n_data=64, batch_size=16, steps=2).step == 2
+    assert "moons" not in difflab.config.SET_STEPS  # it needs the whole 15,000 to be sharp
+
+
 def test_data_from_a_file_a_name_and_a_tensor(tmp_path: Path) -> None:
     csv = tmp_path / "points.csv"
     csv.write_text("a,b\n" + "".join(f"{k},{k * k % 7}\n" for k in range(50)))

@@ -16,7 +16,7 @@ def test_the_demo_writes_samples_figures_and_a_report(tmp_path: Path, monkeypatc
     assert spec is not None and spec.loader is not None
     demo = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(demo)
-    monkeypatch.setattr(demo, "STEPS", 60)
+    monkeypatch.setitem(demo.TRAINING, "steps", 20)
     out = tmp_path / "demo"
     demo.main(out)
     assert np.loadtxt(out / "samples.csv", delimiter=",", skiprows=1).shape == (10_000, 2)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -45,10 +45,12 @@ class ImageKind:
     name = "images"
     item_name = "images"
     sample_suffixes = (".npy", ".png")
-    defaults: ClassVar[Mapping[str, Any]] = IMAGE_DEFAULTS
 
     def is_builtin(self, spec: str) -> bool:
         return spec in BUILTIN_IMAGE_SETS
+
+    def defaults(self, spec: str) -> Mapping[str, Any]:
+        return IMAGE_DEFAULTS
 
     def load_spec(self, spec: str, cfg: TrainConfig) -> ImageData:
         return load_image_set(spec, "train")

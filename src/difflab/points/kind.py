@@ -5,14 +5,13 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping
 from pathlib import Path
-from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from difflab.checkpoint import atomic_write_bytes
-from difflab.config import TrainConfig
+from difflab.config import SET_STEPS, TrainConfig
 from difflab.data.files import labels_to_ints, validate
 from difflab.data.normalize import MinMaxScaler
 from difflab.data.source import load_points
@@ -42,10 +41,12 @@ class PointKind:
     name = "points"
     item_name = "points"
     sample_suffixes = (".npy", ".csv")
-    defaults: ClassVar[Mapping[str, Any]] = MappingProxyType({})
 
     def is_builtin(self, spec: str) -> bool:
         return spec in DATASETS
+
+    def defaults(self, spec: str) -> Mapping[str, Any]:
+        return {"steps": SET_STEPS[spec]} if spec in SET_STEPS else {}
 
     def load_spec(self, spec: str, cfg: TrainConfig) -> PointData:
         if self.is_builtin(spec):
