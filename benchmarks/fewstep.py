@@ -1,6 +1,7 @@
 """Which few-step sampler to use by default: each candidate's ratio against the full chain's, per NFE, per set.
 
     python benchmarks/fewstep.py [--keep runs/fewstep] [--steps 5 8 10 15 20] [--draws 6] [--n 2000]
+                                 [--candidates dpmpp_2m:quadratic ...]
 
 Trains the default config on moons, circles, parabola, complex and two sets read from CSV files (a spiral and
 three rings, written by this script), then evaluates every candidate (sampler × spacing) at each step count
@@ -59,6 +60,9 @@ def main() -> None:
     p.add_argument("--draws", type=int, default=6)
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides for every run")
     p.add_argument("--keep", type=Path, default=Path("runs/fewstep"), help="keep (and reuse) the runs here")
+    p.add_argument(
+        "--candidates", nargs="+", default=[f"{s}:{k}" for s, k in CANDIDATES], help="SAMPLER:SPACING (default: all)"
+    )
     args = p.parse_args()
     extra = overrides(args.set)
     print(f"{pin_threads(1)}; overrides: {extra or 'none (default config)'}; n = {args.n}, {args.draws} draws")
@@ -83,7 +87,7 @@ def main() -> None:
         + "---|" * (len(args.sets) + 1)
     )
     smallest: dict[tuple[str, str], int | None] = {}
-    for sampler, spacing in CANDIDATES:
+    for sampler, spacing in (c.split(":", 1) for c in args.candidates):
         smallest[(sampler, spacing)] = None
         for k in args.steps:
             stats: dict[str, Stat] = {}

@@ -41,6 +41,7 @@ TUTORIAL = {
     "weighting": "elbo",
     "loss": "huber",
     "time_embedding": "scalar",
+    "fourier_features": 0,
 }
 
 

@@ -22,7 +22,7 @@ VARIANTS: dict[str, dict[str, object]] = {
     "default": {},
     "hidden 256": {"hidden": 256},
     "depth 6": {"depth": 6},
-    "fourier 64": {"fourier_features": 64},
+    "no fourier": {"fourier_features": 0},
     "steps 30000": {"steps": 30_000},
     "ema 0.9995": {"ema_decay": 0.9995},
     "lr 1e-3": {"lr": 1e-3},
