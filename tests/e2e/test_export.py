@@ -51,8 +51,9 @@ def test_a_point_run_round_trips_through_diffusers(tmp_path: Path, target: str) 
         for steps in (10, 25) if scheduler_class is DDIMScheduler else (10, 40):
             ours, theirs = both(run, folder, scheduler_class, sampler, steps, 200)
             # diffusers keeps ᾱ in float32, difflab in float64: equal to float32 rounding, which a score network's
-            # x̂0 = (x_t + σ²ŝ)/√ᾱ amplifies by 1/√ᾱ ≈ 10⁴ at the noisiest step (measured: 3e-4 relative).
-            tolerance = {"rtol": 0.0, "atol": 2e-5} if target == "v" else {"rtol": 1e-3, "atol": 1e-3}
+            # x̂0 = (x_t + σ²ŝ)/√ᾱ amplifies by 1/√ᾱ ≈ 10⁴ at the noisiest step, and the Fourier features' steeper
+            # network further (measured: 3e-4 relative without them, 3e-3 with); a plumbing mistake is O(1).
+            tolerance = {"rtol": 0.0, "atol": 2e-5} if target == "v" else {"rtol": 1e-2, "atol": 1e-3}
             torch.testing.assert_close(theirs, ours, **tolerance)
     net = load_network(folder)
     assert torch.allclose(net.to_data_units(ours).float(), torch.as_tensor(run.model.to_data_units(ours)).float())

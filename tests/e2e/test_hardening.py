@@ -488,8 +488,11 @@ LAUNCH_WHEN_UP = (
 )
 
 
+@pytest.mark.parametrize("inherited", [signal.SIG_DFL, signal.SIG_IGN], ids=["foreground", "background"])
 @pytest.mark.parametrize("delay", [0.05, 0.4, 1.5])
-def test_ctrl_c_at_any_moment_of_start_up_is_one_line(tmp_path: Path, delay: float) -> None:
+def test_ctrl_c_at_any_moment_of_start_up_is_one_line(tmp_path: Path, delay: float, inherited: int) -> None:
+    """`background`: a shell starts a background job with SIGINT ignored; `kill -INT` must still stop it cleanly
+    (it once vanished between the CLI's import and the trainer's handler, and training went on)."""
     args = ["train", "--out", str(tmp_path / "r"), *cli_args(**{**TINY, "steps": 100_000})]
     proc = subprocess.Popen(
         [sys.executable, "-c", LAUNCH_WHEN_UP, *args],
@@ -497,6 +500,7 @@ def test_ctrl_c_at_any_moment_of_start_up_is_one_line(tmp_path: Path, delay: flo
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, inherited),
     )
     assert proc.stderr is not None
     first = proc.stderr.readline()
