@@ -2,9 +2,9 @@
 
     python examples/demo.py [RUN_DIR]
 
-The same as `difflab train --data moons --out runs/demo --steps 800 --batch-size 2048 --lr 6e-3`, then
+The same as `difflab train --data moons --out runs/demo --steps 700 --batch-size 2048 --lr 6e-3`, then
 `difflab sample/evaluate/plot/animate/report runs/demo --steps 20`, without five Python start-ups. The demo
-trains 800 steps of 2,048 points where the default trains 15,000 of 512: on two cores a large batch keeps both
+trains 700 steps of 2,048 points where the default trains 15,000 of 512: on two cores a large batch keeps both
 busy (about 80,000 points a second against 45,000), so the demo fits in 45 s; the default draws thin structures
 sharper (README, "make demo"). Sampling uses the few-step default (20 network evaluations instead of the
 1000-step chain; benchmarks/fewstep.py measures that it is as good).
@@ -21,7 +21,7 @@ import numpy as np
 import difflab
 
 #: Measured on the idle 2-core machine (README): 4,000 default steps took 66 s end to end.
-TRAINING = {"steps": 800, "batch_size": 2048, "lr": 6e-3}
+TRAINING = {"steps": 700, "batch_size": 2048, "lr": 6e-3}
 FEW = {"steps": 20}
 
 
