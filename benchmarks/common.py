@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,27 @@ from difflab.evaluation import Stat
 def overrides(items: list[str]) -> dict[str, str]:
     """`--set KEY=VALUE ...` as training options (validated by difflab like any option)."""
     return dict(item.split("=", 1) for item in items)
+
+
+def trainer_for(data: str, options: dict[str, Any]) -> tuple[Any, Callable[[Any, int], difflab.Run]]:
+    """A `Trainer` for `data` with exactly `options` (no per-data defaults: a benchmark names what it measures),
+    and a function that makes a `Run` of a denoiser at a step, to evaluate the EMA weights while training goes on."""
+    from difflab.config import make_config
+    from difflab.kinds import kind_for_spec
+    from difflab.run import TrainedModel
+    from difflab.trainer import Trainer
+
+    kind = kind_for_spec(data)
+    cfg = make_config({**options, "data": data})
+    loaded = kind.load_spec(data, cfg)
+    training_set = kind.training_set(loaded, cfg, data)
+    cfg = kind.settle_config(cfg, training_set)
+    copy = kind.data_copy(loaded)
+
+    def as_run(denoiser: Any, step: int) -> difflab.Run:
+        return difflab.Run(TrainedModel(cfg, training_set.info, denoiser), training_set.source, step=step, data=copy)
+
+    return Trainer(cfg, training_set), as_run
 
 
 def trained(data: str, root: Path | None, name: str, **options: Any) -> difflab.Run:

@@ -21,14 +21,10 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from common import pin_threads
-from difflab.api import Run
-from difflab.config import make_config
+from common import pin_threads, trainer_for
 from difflab.images.classifier import train_classifier
 from difflab.images.metrics import image_quality
 from difflab.images.pixels import to_uint8
-from difflab.kinds import kind_for_spec
-from difflab.run import TrainedModel
 from difflab.trainer import Trainer
 from mnist5k import CONFIG
 
@@ -55,22 +51,12 @@ def step_flops(trainer: Trainer) -> float:
 
 def variant_row(name: str, args: argparse.Namespace, judge: tuple[Any, Any, Any] | None) -> tuple[str, Any]:
     """Train one variant with evaluations along the way; its table row, and the judge (made on first use)."""
-    kind = kind_for_spec("mnist5k")
     options = {**CONFIG, **VARIANTS[name], "steps": args.steps, "threads": args.threads, "sample_every": args.every}
-    cfg = make_config({**options, "data": "mnist5k"})
-    loaded = kind.load_spec("mnist5k", cfg)
-    training_set = kind.training_set(loaded, cfg, "mnist5k")
-    cfg = kind.settle_config(cfg, training_set)
-    trainer = Trainer(cfg, training_set)
+    trainer, as_run = trainer_for("mnist5k", options)
     flops = step_flops(trainer)
-
-    def as_run(denoiser: Any, step: int) -> Run:
-        return Run(
-            TrainedModel(cfg, training_set.info, denoiser), training_set.source, step=step, data=kind.data_copy(loaded)
-        )
-
     if judge is None:
-        train, test = kind.image_sets(as_run(trainer.ema_denoiser(), 0))
+        first = as_run(trainer.ema_denoiser(), 0)
+        train, test = first.kind.image_sets(first)
         judge = (train_classifier(train, test, seed=0), train, test)
         print(f"judging classifier: {judge[0].test_accuracy:.1%} held-out accuracy", flush=True)
     classifier, train, test = judge

@@ -18,13 +18,8 @@ import contextlib
 import time
 from typing import Any
 
-from common import pin_threads
-from difflab.api import Run
-from difflab.config import make_config
+from common import pin_threads, trainer_for
 from difflab.evaluation import Stat
-from difflab.kinds import kind_for_spec
-from difflab.run import TrainedModel
-from difflab.trainer import Trainer
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
@@ -52,18 +47,11 @@ def is_sharp(point: Point) -> bool:
 
 def curve(data: str, options: dict[str, Any], every: int, n: int, draws: int, stop: bool) -> list[Point]:
     """(step, training seconds, ratio mean, precision mean, precision floor mean) every `every` steps of a run."""
-    kind = kind_for_spec(data)
-    cfg = make_config({**options, "data": data, "sample_every": every, "threads": 1})
-    loaded = kind.load_spec(data, cfg)
-    training_set = kind.training_set(loaded, cfg, data)
-    trainer = Trainer(cfg, training_set)
+    trainer, as_run = trainer_for(data, {**options, "sample_every": every, "threads": 1})
     points: list[Point] = []
 
     def evaluate(step: int, ema: Any) -> None:
-        run = Run(
-            TrainedModel(cfg, training_set.info, ema), training_set.source, step=step, data=kind.data_copy(loaded)
-        )
-        ev = run.evaluate(n=n, draws=draws, steps=20, progress=False, save=False)
+        ev = as_run(ema, step).evaluate(n=n, draws=draws, steps=20, progress=False, save=False)
         points.append((step, trainer.elapsed, ev["ratio"].mean, ev["precision"].mean, ev["precision_floor"].mean))
         if stop and is_sharp(points[-1]):
             raise Reached
