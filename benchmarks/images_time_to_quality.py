@@ -1,12 +1,13 @@
 """Training time from nothing to ≥ 95% conditional accuracy on mnist5k, and where a step's time goes.
 
-    python benchmarks/images_time_to_quality.py [--variants "batch 64" "batch 32"] [--every 250] [--steps 1500]
+    python benchmarks/images_time_to_quality.py [--variants default "uniform weighting"] [--steps 1000] [--seed 0]
 
-Each variant trains benchmarks/mnist5k.py's configuration (small U-Net, ε target, cosine T = 1000, guidance
-dropout 0.15) and, every `--every` steps, scores the EMA weights as `difflab evaluate` does, but cheaper:
-`--per-class` samples of each digit with DPM-Solver++(2M) 20 steps at guidance 2 (the image default), judged
-by one CNN trained once on the same 4,500 training digits. The training seconds (evaluation excluded) at the
-first evaluation with accuracy ≥ 95% is the time to quality. `--stop-at-target` ends a variant there.
+Each variant trains benchmarks/mnist5k.py's configuration (the image defaults: small U-Net, ε target with
+min-SNR weighting, cosine T = 1000, guidance dropout 0.15) and, every `--every` steps, scores the EMA weights
+as `difflab evaluate` does, but cheaper: `--per-class` samples of each digit with DPM-Solver++(2M) 20 steps at
+guidance 2 (the image default), judged by one CNN trained once on the same 4,500 training digits. The training
+seconds (evaluation excluded) at the first evaluation with accuracy ≥ 95% is the time to quality.
+`--stop-at-target` ends a variant there.
 
 Before training it counts the FLOPs of one training step (torch's FlopCounterMode) and times steps, so the
 table says how close the step runs to what the CPU can do.
@@ -29,9 +30,10 @@ from difflab.trainer import Trainer
 from mnist5k import CONFIG
 
 VARIANTS: dict[str, dict[str, Any]] = {
-    "batch 64": {},
-    "batch 32": {"batch_size": 32},
-    "batch 128": {"batch_size": 128},
+    "default": {},
+    "uniform weighting": {"weighting": "simple"},  # the image default until min-SNR was measured
+    "uniform, batch 32": {"weighting": "simple", "batch_size": 32},
+    "uniform, lr 4e-3": {"weighting": "simple", "lr": 4e-3},
 }
 TARGET = 0.95
 
@@ -51,7 +53,14 @@ def step_flops(trainer: Trainer) -> float:
 
 def variant_row(name: str, args: argparse.Namespace, judge: tuple[Any, Any, Any] | None) -> tuple[str, Any]:
     """Train one variant with evaluations along the way; its table row, and the judge (made on first use)."""
-    options = {**CONFIG, **VARIANTS[name], "steps": args.steps, "threads": args.threads, "sample_every": args.every}
+    options = {
+        **CONFIG,
+        **VARIANTS[name],
+        "steps": args.steps,
+        "seed": args.seed,
+        "threads": args.threads,
+        "sample_every": args.every,
+    }
     trainer, as_run = trainer_for("mnist5k", options)
     flops = step_flops(trainer)
     if judge is None:
@@ -92,11 +101,12 @@ def variant_row(name: str, args: argparse.Namespace, judge: tuple[Any, Any, Any]
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--variants", nargs="+", default=["batch 64"], choices=list(VARIANTS))
+    p.add_argument("--variants", nargs="+", default=["default"], choices=list(VARIANTS))
     p.add_argument("--steps", type=int, default=CONFIG["steps"])
-    p.add_argument("--every", type=int, default=250)
+    p.add_argument("--every", type=int, default=125)
     p.add_argument("--per-class", type=int, default=30)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0, help="training seed (initialization, data order, dropout)")
     p.add_argument("--stop-at-target", action="store_true")
     args = p.parse_args()
     print(f"{pin_threads(args.threads)}; {args.per_class} samples per digit, DPM-Solver++ 20 steps, guidance 2")

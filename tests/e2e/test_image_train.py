@@ -30,6 +30,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_training_writes_an_image_run_and_the_loss_falls(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cfg = json.loads((run_dir / "config.json").read_text())
     assert cfg["data"]["shape"] == [1, 28, 28] and cfg["data"]["class_names"] == [str(d) for d in range(10)]
+    assert cfg["config"]["weighting"] == "min_snr" and cfg["config"]["fourier_features"] == 0  # image defaults
     losses = [json.loads(line)["loss"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert len(losses) == 6 and losses[-1] < 0.7 * losses[0]  # ε-loss starts at ≈1 (zero-initialized output)
 
