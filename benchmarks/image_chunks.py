@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 import time
 
-import torch
-
 import difflab
 from common import pin_threads
 
@@ -28,10 +26,9 @@ def main() -> None:
     args = p.parse_args()
     print(pin_threads(args.threads))
     run = difflab.load(args.run)
-    if not run.class_names:
+    labels = run.labels_for(args.n, None, every_class=True)
+    if labels is None:
         p.error(f"{args.run} is not a class-conditional run")
-    classes = len(run.class_names)
-    labels = torch.arange(classes).repeat(-(-args.n // classes))[: args.n]
     print("| round | chunk size | seconds | samples/s |\n|---|---|---|---|")
     for round_ in range(args.repeats):
         for chunk in args.chunks:
