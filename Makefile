@@ -32,12 +32,12 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed-test
 	tools/ensure-chromium >/dev/null
-	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff check src tests benchmarks examples tools
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check src tests benchmarks examples
-	$(BIN)/ruff format --check src tests benchmarks examples
+	$(BIN)/ruff check src tests benchmarks examples tools
+	$(BIN)/ruff format --check src tests benchmarks examples tools
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -1,6 +1,6 @@
 """Mutation testing of the math modules: does the unit suite notice every single-line mistake?
 
-    PYTHONPATH=src python benchmarks/mutation.py [--modules schedule,vlb] [--limit N --seed S] [--jobs J]
+    PYTHONPATH=src python tools/mutation.py [--modules schedule,vlb] [--limit N --seed S] [--jobs J]
 
 Each mutant changes one line of one module the way a careful reader might get it wrong: + and - or * and /
 swapped, ** 2 and ** 0.5 exchanged, a .sqrt() dropped, a numeric constant changed (0.5 -> 1, 2 -> 1, 1e-3 ->
