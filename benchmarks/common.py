@@ -23,7 +23,7 @@ def trainer_for(data: str, options: dict[str, Any]) -> tuple[Any, Callable[[Any,
     and a function that makes a `Run` of a denoiser at a step, to evaluate the EMA weights while training goes on."""
     from difflab.config import make_config
     from difflab.kinds import kind_for_spec
-    from difflab.run import TrainedModel
+    from difflab.model import TrainedModel
     from difflab.trainer import Trainer
 
     kind = kind_for_spec(data)

@@ -4,7 +4,7 @@
 
 Draws `--n` samples of a class-conditional image run (its default sampler: DDIM 50 trailing steps, guidance
 2, so each batch runs twice through the network) with each chunk size in turn, `--repeats` rounds side by
-side, and prints samples/s. Chose the image default chunk size (difflab.sampling.DEFAULTS).
+side, and prints samples/s. Chose the image default chunk size (difflab/images/defaults.py).
 """
 
 from __future__ import annotations

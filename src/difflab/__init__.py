@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.2.0"
+from difflab.version import __version__
 
 if TYPE_CHECKING:
     from difflab.api import Run, load, train

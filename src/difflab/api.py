@@ -9,8 +9,6 @@ run.plot("figures/")                               # PNGs of the data, samples a
 
 from __future__ import annotations
 
-import copy
-import sys
 import warnings
 from dataclasses import fields
 from pathlib import Path
@@ -19,31 +17,29 @@ from typing import Any
 import numpy as np
 import torch
 
-from difflab import distributed
-from difflab.config import OPTION_NAMES, RESUMABLE_CHANGES, TrainConfig, make_config
-from difflab.data.training_set import DataInfo, DataSource, TrainingSet
-from difflab.errors import UserError, option, setting
+import difflab.distributed as distributed
+import difflab.session as session
+from difflab.config import TrainConfig
+from difflab.data.training_set import DataInfo, DataSource
+from difflab.errors import UserError
 from difflab.evaluation import EVAL, Evaluation
-from difflab.kinds import Kind, kind_for_array, kind_for_info, kind_for_spec
-from difflab.limits import require_memory
+from difflab.kind import Kind
+from difflab.kinds import kind_for_info
+from difflab.model import TrainedModel, model_from_weights
 from difflab.run import (
     CONFIG,
-    Checkpoint,
-    MemoryStore,
     RunLock,
     RunRecord,
     RunStore,
-    TrainedModel,
-    model_from_weights,
     read_data,
     read_metrics,
     read_run_record,
     read_sampling_weights,
-    training_bytes,
 )
 from difflab.sampling import Sampling, SamplingOptions, draw, resolve
 from difflab.threads import ThreadGovernor, torch_threads
-from difflab.trainer import Trainer, TrainResult
+from difflab.trainer import TrainResult
+from difflab.training_state import Checkpoint
 from difflab.types import DeviceChoice, SamplerName, Spacing
 
 SAMPLING_KEYS = frozenset(f.name for f in fields(SamplingOptions))
@@ -62,7 +58,7 @@ class Run:
 
     Made by `difflab.train` or `difflab.load`. Every method that samples takes the sampling options of
     `SamplingOptions` (sampler, steps, spacing, guidance, clip, eta, variance, chunk_size); what is not given
-    comes from the defaults of the run's kind (`difflab.sampling.DEFAULTS`).
+    comes from the defaults of the run's kind (`Run.kind.defaults.sampling`).
     """
 
     def __init__(
@@ -92,9 +88,25 @@ class Run:
         self.threads = 0
         self._governor = ThreadGovernor()
 
+    @classmethod
+    def of(cls, trained: session.Trained) -> Run:
+        """The run a training session left."""
+        run = cls(
+            trained.model,
+            trained.source,
+            step=trained.step,
+            path=trained.path,
+            metrics=trained.metrics,
+            data=trained.data,
+            checkpoint=trained.checkpoint,
+            training=trained.result,
+        )
+        run._snapshots = trained.snapshots
+        return run
+
     def __repr__(self) -> str:
         where = str(self.path) if self.path else "in memory"
-        return f"Run({self.config.data!r}, {self.kind.name}, step {self.step}, {where})"
+        return f"Run({self.config.data!r}, {self.kind.defaults.name}, step {self.step}, {where})"
 
     # --- facts ---
     @property
@@ -148,7 +160,7 @@ class Run:
 
     def resolve(self, **sampling: Any) -> Sampling:
         """The sampling options a call would use, with every default filled in."""
-        return resolve(_sampling(sampling), self.model)
+        return resolve(_sampling(sampling), self.model, self.kind.defaults.sampling)
 
     # --- sampling ---
     def labels_for(self, n: int, label: int | str | None, *, every_class: bool = False) -> torch.Tensor | None:
@@ -196,7 +208,7 @@ class Run:
                 seed=seed,
                 callback=callback,
                 progress=progress,
-                what=self.kind.item_name,
+                what=self.kind.defaults.item_name,
             )
 
     def sample(
@@ -363,44 +375,21 @@ class Run:
         Only options that say how to run may change (steps, log_every, checkpoint_every, sample_every,
         tensorboard, device, threads, compile); the run's data must be unchanged.
         """
-        cfg = _resumed_config(self.config, changes)
+        cfg = session.resumed_config(self.config, changes)
         kind = self.kind
         data = kind.from_copy(self.data_copy()) if self.source.stored else kind.load_spec(cfg.data, cfg)
         training_set = kind.training_set(data, cfg, self.source.spec)
         self.source.check(training_set.source, str(self.path or "this run"))
+        prepared = session.Prepared(cfg, training_set, self._data)
         if self.path is not None:
-            return _fit(cfg, training_set, self.path, progress=progress, must_resume=True)
-        return _fit(cfg, training_set, None, progress=progress, checkpoint=self._checkpoint, data=self._data)
+            return Run.of(session.fit(prepared, self.path, progress=progress, must_resume=True))
+        return Run.of(session.fit(prepared, None, progress=progress, checkpoint=self._checkpoint))
 
 
 def _is_int(text: str) -> bool:
     """True for a plain ASCII integer such as "7" or "-2" (not "²", "--5" or "1e3")."""
     stripped = text.strip()
     return stripped.isascii() and stripped.removeprefix("-").isdecimal()
-
-
-def _resumed_config(stored: TrainConfig, changes: dict[str, Any]) -> TrainConfig:
-    """`stored` with how-to-run changes; a change to what is trained is a UserError naming it."""
-    unknown = sorted(set(changes) - OPTION_NAMES)
-    if unknown:
-        raise UserError(f"unknown option(s) {', '.join(unknown)}; valid options: {', '.join(sorted(OPTION_NAMES))}")
-    candidate = make_config(changes, base=stored)
-    differ = sorted(k for k in changes if k not in RESUMABLE_CHANGES and getattr(candidate, k) != getattr(stored, k))
-    if differ:
-        allowed = ", ".join(option(k) for k in sorted(RESUMABLE_CHANGES))
-        raise UserError(f"a resumed run keeps its config; only {allowed} can change (got {', '.join(differ)})")
-    return candidate
-
-
-def _absolute_spec(spec: str) -> str:
-    """Make the path inside a data spec absolute, so the run finds its data from any working directory."""
-    for prefix in ("images:", "emnist:"):
-        if spec.startswith(prefix):
-            rest = spec.removeprefix(prefix)
-            return prefix + str(Path(rest).expanduser().absolute()) if rest else spec
-    if kind_for_spec(spec).is_builtin(spec):
-        return spec
-    return str(Path(spec).expanduser().absolute())
 
 
 def train(
@@ -420,130 +409,8 @@ def train(
     nothing (`Run.save` writes it later); with `out`, a folder that already holds this run's config
     continues from its last checkpoint. `progress`: a bar in a terminal or notebook by default.
     """
-    if "data" in options:
-        raise UserError("give the data as the first argument, not as an option")
-    if not isinstance(data, (str, Path, np.ndarray, torch.Tensor)):
-        given = setting("data", data, quoted=True)
-        raise UserError(f"invalid {given}; expected a dataset name, a file path or an array")
-    if isinstance(data, (np.ndarray, torch.Tensor)):
-        array = data.detach().cpu().numpy() if isinstance(data, torch.Tensor) else data
-        kind = kind_for_array(array)
-        cfg = make_config({**kind.defaults("array"), **options, "data": "array"})
-        loaded = kind.from_array(array, labels)
-        spec = "array"
-    else:
-        if labels is not None:
-            raise UserError("labels go with an array; files and built-in sets carry their own")
-        spec = _absolute_spec(str(data))
-        kind = kind_for_spec(spec)
-        cfg = make_config({**kind.defaults(spec), **options, "data": spec})
-        loaded = kind.load_spec(spec, cfg)
-    training_set = kind.training_set(loaded, cfg, spec)
-    cfg = kind.settle_config(cfg, training_set)
-    require_memory(training_bytes(cfg, training_set.info, training_set.source.n_items), "training this model")
-    copy_of_data = kind.data_copy(loaded) if training_set.source.stored else None
-    return _fit(cfg, training_set, Path(out) if out is not None else None, progress=progress, data=copy_of_data)
-
-
-def _fit(
-    cfg: TrainConfig,
-    training_set: TrainingSet,
-    out: Path | None,
-    *,
-    progress: bool | None,
-    must_resume: bool = False,
-    checkpoint: Checkpoint | None = None,
-    data: dict[str, np.ndarray] | None = None,
-) -> Run:
-    """Train into `out` (or memory), continuing what is there; the one training path of the API and the CLI."""
-    world, device = distributed.start(cfg.device)
-    lock = RunLock(out) if out is not None and world.is_main else None
-    try:
-        error = None
-        if lock is not None:
-            try:
-                lock.acquire()
-            except UserError as e:
-                error = str(e)
-        world.check(error)
-        record = RunRecord(cfg, training_set.info, training_set.source)
-        if out is not None:
-            resuming = _check_existing(out, record, must_resume)
-            store: Any = RunStore(out, record, data) if world.is_main else MemoryStore()
-        else:
-            resuming = checkpoint is not None
-            store = MemoryStore()
-            store.checkpoint = copy.deepcopy(checkpoint)
-        with torch_threads(cfg.threads):
-            trainer = Trainer(cfg, training_set, store, world=world, device=device, where=str(out or "memory"))
-            if world.is_main and not resuming:
-                _announce(trainer)
-            if resuming and not trainer.restore() and must_resume:
-                raise UserError(f"{out}: nothing to resume (no checkpoint yet)")
-            monitor = _monitor(cfg, training_set, out, world.is_main)
-            hooks = {} if monitor is None else {"on_log": monitor.logged, "on_sample": monitor.sampled}
-            result = trainer.fit(progress=progress, **hooks)
-            if monitor is not None:
-                monitor.close()
-            distributed.finish(world)
-    finally:
-        if lock is not None:
-            lock.release()
-        distributed.stop(world)
-    run = _run_from_trainer(trainer, training_set, out, store, data, result)
-    if monitor is not None and out is None:
-        run._snapshots = monitor.snapshots
-    return run
-
-
-def _announce(trainer: Trainer) -> None:
-    count = sum(p.numel() for p in trainer.model.parameters())
-    print(f"difflab train: {trainer.cfg.model} with {count:,} parameters", file=sys.stderr, flush=True)
-
-
-def _check_existing(out: Path, record: RunRecord, must_resume: bool) -> bool:
-    """Whether `out` holds this run to continue; another config or other data there is a UserError."""
-    if not (out / CONFIG).exists():
-        if must_resume:
-            raise UserError(f"{out}: not a run directory (no {CONFIG}); nothing to resume")
-        return False
-    stored = read_run_record(out)
-    differ = [k for k in sorted(OPTION_NAMES - RESUMABLE_CHANGES) if getattr(stored.cfg, k) != getattr(record.cfg, k)]
-    if differ:
-        shown = "; ".join(
-            f"{k}: {getattr(stored.cfg, k)!r} in the run, {getattr(record.cfg, k)!r} now" for k in differ[:3]
-        )
-        raise UserError(f"{out} already holds a run with another config ({shown}); use another output folder")
-    stored.source.check(record.source, str(out))
-    return True
-
-
-def _monitor(cfg: TrainConfig, training_set: TrainingSet, out: Path | None, main: bool) -> Any:
-    """Progress snapshots and TensorBoard, when asked for (rank 0 only); None otherwise."""
-    if not main or not (cfg.sample_every or cfg.tensorboard):
-        return None
-    from difflab.monitor import TrainingMonitor
-
-    return TrainingMonitor(cfg, training_set, out)
-
-
-def _run_from_trainer(
-    trainer: Trainer,
-    training_set: TrainingSet,
-    out: Path | None,
-    store: Any,
-    data: dict[str, np.ndarray] | None,
-    result: TrainResult,
-) -> Run:
-    """The trained run, sampling with a copy of the EMA weights."""
-    weights = {k: v.detach().clone() for k, v in trainer.ema.state_dict().items()}
-    model = model_from_weights(trainer.cfg, training_set.info, weights, str(out or "memory"))
-    model.denoiser.to(trainer.device)
-    source, step = training_set.source, trainer.step
-    if out is not None:
-        return Run(model, source, step=step, path=out, data=data, training=result)
-    metrics, ckpt = list(store.metrics), store.checkpoint
-    return Run(model, source, step=step, metrics=metrics, data=data, checkpoint=ckpt, training=result)
+    prepared = session.prepare(data, labels, options)
+    return Run.of(session.fit(prepared, Path(out) if out is not None else None, progress=progress))
 
 
 def load(path: str | Path, *, device: DeviceChoice | str | None = None) -> Run:

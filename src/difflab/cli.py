@@ -12,23 +12,44 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, NoReturn, get_args, get_origin, get_type_hints
 
-from difflab import __version__
-from difflab.config import IMAGE_DEFAULTS, OPTION_HELP, SET_STEPS, TrainConfig, read_config_file
+from difflab.config import OPTION_HELP, TrainConfig, read_config_file
+from difflab.defaults import KindDefaults
 from difflab.errors import UserError, option_style
+from difflab.kinds import registered
 from difflab.types import ClipKind, DeviceChoice, SamplerName, Spacing, VarianceKind, choices
+from difflab.version import __version__
 
 EXIT_USER_ERROR = 2
 EXIT_ENVIRONMENT = 1
 
-GUIDANCE_HELP = (
-    "classifier-free guidance weight w in ε̃ = ε(x,∅) + w·(ε(x,c) − ε(x,∅)): 0 = unconditional, "
-    "1 = plain conditional, >1 = more on-class but less diverse (default 3 for points, 2 for images)"
-)
+
+def per_kind(describe: Callable[[KindDefaults], Any], kinds: Sequence[KindDefaults] | None = None) -> str:
+    """ "points 3, images 2": one default per kind of data, from the kinds' own tables (one value if all agree)."""
+    kinds = registered() if kinds is None else kinds
+    values = [(d.name, str(describe(d))) for d in kinds]
+    if len({v for _, v in values}) == 1:
+        return values[0][1]
+    return ", ".join(f"{name} {value}" for name, value in values)
+
+
+def _sampler_default(d: KindDefaults) -> str:
+    s = d.sampling
+    steps = "all" if s.steps is None else s.steps
+    few = f", {s.few_step_sampler} with --steps" if s.few_step_sampler != s.sampler else ""
+    return f"{s.sampler} over {steps} steps{few}"
+
+
+#: The options that size one evaluation draw; each kind of data uses one of them (`KindDefaults.evaluate_size`).
+EVALUATE_SIZES = {"n": "items per draw", "per_class": "samples per class and draw"}
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
 class Parser(argparse.ArgumentParser):
@@ -49,10 +70,10 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
         flag = "--" + f.name.replace("_", "-")
         kind = hints[f.name]
         default = str(getattr(defaults, f.name))
-        if f.name == "steps":
-            default += "".join(f"; {name} {steps}" for name, steps in SET_STEPS.items())
-        if f.name in IMAGE_DEFAULTS:
-            default += f"; images {IMAGE_DEFAULTS[f.name]}"
+        for data_kind in registered():
+            default += "".join(f"; {name} {v[f.name]}" for name, v in data_kind.per_set.items() if f.name in v)
+            if f.name in data_kind.training:
+                default += f"; {data_kind.name} {data_kind.training[f.name]}"
         if kind is bool:
             p.add_argument(
                 flag,
@@ -78,17 +99,17 @@ def _add_sampling_options(p: argparse.ArgumentParser, *, classes: bool = True) -
         choices=choices(SamplerName),
         default=None,
         help="ddpm (ancestral), ddim, dpmpp_2m (DPM-Solver++ 2M), dpmpp_2m_sde (its stochastic form), dpmpp_3m "
-        "(third order), heun (2K-1 model calls); default: points ddpm over all steps, or dpmpp_2m with --steps; "
-        "images ddim",
+        f"(third order), heun (2K-1 model calls) (default: {per_kind(_sampler_default)})",
     )
-    p.add_argument("--steps", type=int, default=None, help="respace to this many steps (default: all; images: 50)")
+    steps = per_kind(lambda d: "all" if d.sampling.steps is None else d.sampling.steps)
+    p.add_argument("--steps", type=int, default=None, help=f"respace to this many steps (default: {steps})")
     p.add_argument(
         "--spacing",
         choices=choices(Spacing),
         default=None,
         help="which timesteps --steps keeps: trailing (equal strides back from T-1), linspace (an even grid from "
         "T-1 down to 0), quadratic (denser at low noise; DDIM's), logsnr (even in log SNR) or karras (even in "
-        "σ^(1/7)); all start at T-1 (default: quadratic for points, trailing for images and learned schedules)",
+        f"σ^(1/7)); all start at T-1 (default: {per_kind(lambda d: d.sampling.spacing)}; learned schedules trailing)",
     )
     p.add_argument("--eta", type=float, default=None, help="DDIM η: 0 deterministic (default), 1 ancestral-like")
     p.add_argument(
@@ -105,15 +126,23 @@ def _add_sampling_options(p: argparse.ArgumentParser, *, classes: bool = True) -
             help="class name (or index when no class name is an integer) to generate; "
             "without it a conditional run samples unconditionally",
         )
-    p.add_argument("--guidance", type=float, default=None, help=GUIDANCE_HELP)
+    guidance = per_kind(lambda d: f"{d.sampling.guidance:g}")
+    p.add_argument(
+        "--guidance",
+        type=float,
+        default=None,
+        help="classifier-free guidance weight w in ε̃ = ε(x,∅) + w·(ε(x,c) − ε(x,∅)): 0 = unconditional, "
+        f"1 = plain conditional, >1 = more on-class but less diverse (default {guidance})",
+    )
     p.add_argument(
         "--clip",
         choices=choices(ClipKind),
         default=None,
         help="predicted-x0 clipping at each step: none, clip to the data range, or dynamic thresholding "
-        "(Saharia et al. 2022) (default: the run's --clip; image runs: clip)",
+        f"(Saharia et al. 2022) (default: {per_kind(lambda d: d.sampling.clip or 'the run' + chr(39) + 's --clip')})",
     )
-    p.add_argument("--chunk-size", type=int, default=None, help="samples per batch (bounds memory)")
+    chunk = per_kind(lambda d: d.sampling.chunk_size)
+    p.add_argument("--chunk-size", type=int, default=None, help=f"samples per batch, bounds memory (default {chunk})")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     _add_machine_options(p)
 
@@ -133,7 +162,8 @@ def _sampling(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_train(args: argparse.Namespace) -> str:
-    from difflab import api, distributed
+    import difflab.api as api
+    import difflab.distributed as distributed
 
     names = {f.name for f in fields(TrainConfig)}
     given = {k: v for k, v in vars(args).items() if k in names}
@@ -161,7 +191,7 @@ def cmd_train(args: argparse.Namespace) -> str:
 
 
 def _load(args: argparse.Namespace) -> Any:
-    from difflab import api
+    import difflab.api as api
     from difflab.limits import check_number
 
     threads = check_number("threads", args.threads)
@@ -174,22 +204,22 @@ def cmd_sample(args: argparse.Namespace) -> str:
     from difflab.outputs import prepare_output
 
     run = _load(args)
-    out = prepare_output(Path(args.out), run.kind.sample_suffixes, f"{run.kind.item_name} samples")
+    kind = run.kind.defaults
+    out = prepare_output(Path(args.out), kind.sample_suffixes, f"{kind.item_name} samples")
     samples = run.sample(args.n, label=args.cls, seed=args.seed, **_sampling(args))
     run.kind.write_samples(samples, out)
     shape = f"dimension {samples.shape[1]}" if samples.ndim == 2 else f"shape {tuple(samples.shape[1:])}"
-    return f"wrote {len(samples)} {run.kind.item_name} of {shape} to {out}"
+    return f"wrote {len(samples)} {kind.item_name} of {shape} to {out}"
 
 
 def cmd_evaluate(args: argparse.Namespace) -> str:
     run = _load(args)
-    n = args.n
-    if run.kind.name == "images":
-        if args.n is not None:
-            raise UserError("image runs are evaluated per class: use --per-class, not --n")
-        n = args.per_class
-    elif args.per_class is not None:
-        raise UserError("--per-class is for image runs; point runs take --n")
+    kind = run.kind.defaults
+    size, _ = kind.evaluate_size
+    for other in EVALUATE_SIZES:
+        if other != size and getattr(args, other) is not None:
+            raise UserError(f"{kind.name} runs size a draw with {_flag(size)}, not {_flag(other)}")
+    n = getattr(args, size)
     result = run.evaluate(n=n, draws=args.draws, label=args.cls, nll=args.nll, seed=args.seed, **_sampling(args))
     saved = f"\nwrote {run.path / 'eval.json'}" if run.path is not None else ""
     return result.summary() + saved
@@ -214,7 +244,7 @@ def cmd_write(args: argparse.Namespace) -> str:
 
     scale = check_number("scale", args.scale)
     run = _load(args)
-    if run.kind.name != "images":
+    if not run.kind.defaults.writes_text:
         raise UserError("write renders characters with an image run trained with --conditional")
     out = prepare_output(Path(args.out), (".png",), "rendered texts")
     picture = run.write(args.text, seed=args.seed, **_sampling(args))
@@ -237,7 +267,7 @@ def cmd_compare(args: argparse.Namespace) -> str:
 
 
 def cmd_export(args: argparse.Namespace) -> str:
-    from difflab import api
+    import difflab.api as api
 
     folder = api.load(args.run).export(args.diffusers)
     return f"wrote a diffusers scheduler config and the network to {folder} (how to drive it: {folder}/README.md)"
@@ -290,9 +320,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="how close samples are to fresh data, as mean ± spread over draws; writes RUN/eval.json",
     )
     p.add_argument("run", help="run directory")
-    p.add_argument("--n", type=int, default=None, help="points per draw (default 5000)")
-    p.add_argument("--draws", type=int, default=None, help="independent sample draws (default 4 points, 2 images)")
-    p.add_argument("--per-class", type=int, default=None, help="image runs: samples per class and draw (default 50)")
+    for size, what in EVALUATE_SIZES.items():
+        sized = [d for d in registered() if d.evaluate_size[0] == size]
+        default = ", ".join(f"{d.name} {d.evaluate_size[1]}" for d in sized) or "none"
+        p.add_argument(_flag(size), type=int, default=None, help=f"{what} (default {default})")
+    draws = per_kind(lambda d: d.evaluate_draws)
+    p.add_argument("--draws", type=int, default=None, help=f"independent sample draws (default {draws})")
     p.add_argument(
         "--nll",
         action="store_true",
@@ -310,7 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("run", help="run directory")
     p.add_argument("--out", help="folder for the PNGs (default RUN/plots)")
-    p.add_argument("--n", type=int, default=None, help="points per panel (default 3000; images: per class, 64)")
+    shown = per_kind(lambda d: f"{d.plot_n} {d.plot_n_means}")
+    p.add_argument("--n", type=int, default=None, help=f"items drawn for the figures (default {shown})")
     _add_sampling_options(p)
     p.set_defaults(func=cmd_plot)
 
@@ -322,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("run", help="run directory")
     p.add_argument("--out", help="GIF path (default RUN/plots/denoising.gif)")
-    p.add_argument("--n", type=int, default=None, help="points (default 2000; images: 16)")
+    p.add_argument("--n", type=int, default=None, help=f"items animated (default {per_kind(lambda d: d.animate_n)})")
     p.add_argument("--frames", type=int, default=40, help="frames before the final one (default 40)")
     _add_sampling_options(p)
     p.set_defaults(func=cmd_animate)
@@ -402,7 +436,7 @@ def _main(argv: Sequence[str] | None) -> int:
             print(f"{command}: error: {e}; the last checkpoint is intact", file=sys.stderr)
             return EXIT_ENVIRONMENT
         if isinstance(e, Interrupted):
-            from difflab import distributed
+            import difflab.distributed as distributed
 
             if distributed.rank() == 0:
                 print(f"{command}: {e}; continue with: difflab train --resume {e.where}", file=sys.stderr)

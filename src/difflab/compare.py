@@ -20,12 +20,6 @@ from difflab.run import read_run_record
 
 #: Options that say how a run was executed, not what was trained: never a difference worth a column.
 HOW_RUN = RESUMABLE_CHANGES - {"steps"}
-#: The figures shown per kind of evaluation, in this order.
-SHOWN = {
-    "points": ["ratio", "precision", "recall"],
-    "points-nll": ["nll"],
-    "images": ["accuracy", "frechet_ratio"],
-}
 
 
 @dataclass
@@ -67,11 +61,15 @@ class Comparison:
         )
 
 
-def _figures(path: Path) -> tuple[str | None, dict[str, str]]:
-    """(evaluation kind, figure → "mean ± std") from RUN/eval.json; (None, {}) when not evaluated."""
+def _figures(path: Path) -> tuple[list[str], dict[str, str]]:
+    """(the headline figures, figure → "mean ± std") from RUN/eval.json; ([], {}) when not evaluated.
+
+    The headline is what the evaluation itself names as such; an eval.json written before it did shows every
+    figure that is not a floor.
+    """
     file = path / EVAL
     if not file.is_file():
-        return None, {}
+        return [], {}
     try:
         ev = json.loads(file.read_text())
         out = {}
@@ -80,7 +78,8 @@ def _figures(path: Path) -> tuple[str | None, dict[str, str]]:
         sampling = ev.get("sampling", {})
         steps = f" {sampling['steps']} steps" if sampling.get("steps") else ""
         out["evaluated"] = f"{sampling.get('sampler', '?')}{steps}, {ev['draws']} × n={ev['n']}"
-        return str(ev["kind"]), out
+        headline = ev.get("headline") or [name for name in ev["metrics"] if not name.endswith("floor")]
+        return [str(name) for name in headline], out
     except (ValueError, KeyError, TypeError) as e:
         raise UserError(f"{file}: unreadable evaluation ({e})") from None
 
@@ -100,10 +99,10 @@ def compare(runs: list[str | Path], *, evaluate: bool = False, **evaluation: Any
     names = [f.name for f in fields(TrainConfig)]
     values = [r.cfg.to_dict() for r in records]
     differ = [n for n in names if n not in HOW_RUN and len({json.dumps(v[n]) for v in values}) > 1]
-    kinds_and_figures = [_figures(p) for p in paths]
-    kinds = {k for k, _ in kinds_and_figures if k}
-    shown = [f for k in sorted(kinds) for f in SHOWN.get(k, [])] + (["evaluated"] if kinds else [])
-    return Comparison([str(p) for p in paths], differ, values, shown, [f for _, f in kinds_and_figures])
+    headlines_and_figures = [_figures(p) for p in paths]
+    shown = list(dict.fromkeys(name for headline, _ in headlines_and_figures for name in headline))
+    shown += ["evaluated"] if shown else []
+    return Comparison([str(p) for p in paths], differ, values, shown, [f for _, f in headlines_and_figures])
 
 
 def write_html(comparison: Comparison, out: Path) -> Path:

@@ -5,10 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 import yaml
@@ -85,25 +83,6 @@ class TrainConfig:
 
 OPTION_NAMES = frozenset(f.name for f in fields(TrainConfig))
 
-#: Where image data's defaults differ from TrainConfig's (the user's own values win): the small U-Net with
-#: benchmarks/mnist5k.py's settings (Fourier features are an input of the MLP). 15,000 steps of 512, sized
-#: for point data, would take days on a CPU. Min-SNR weighting reaches 95% conditional accuracy on mnist5k in
-#: fewer steps than uniform ε weighting (benchmarks/images_time_to_quality.py).
-IMAGE_DEFAULTS: Mapping[str, Any] = MappingProxyType(
-    {
-        "model": "unet",
-        "target": "eps",
-        "weighting": "min_snr",
-        "batch_size": 64,
-        "steps": 1000,
-        "fourier_features": 0,
-    }
-)
-#: Built-in point sets whose default budget is not TrainConfig's 15,000 steps: where every seed of
-#: benchmarks/time_to_quality.py was sharp (ratio ≤ 1.5, k-NN precision within 0.01 of its floor), confirmed by
-#: runs trained with that budget. The other sets needed all 15,000 steps or more.
-SET_STEPS: Mapping[str, int] = MappingProxyType({"parabola": 3000})
-
 #: What the less obvious options mean, for `difflab train --help`.
 OPTION_HELP = {
     "data": "a built-in dataset (difflab datasets), a .csv/.npy file, or an image set (mnist5k, digits, "
@@ -116,7 +95,7 @@ OPTION_HELP = {
     "and min_snr = min(SNR, γ) on the x0 error, converted to the target",
     "time_embedding": "scalar: t as one more input (the series' Part 1 MLP); sinusoidal: Vaswani et al. embedding",
     "fourier_features": "number of random Fourier features of the input coordinates (0 = none); they let the MLP "
-    "draw small circles and thin structures sharply (README, precision table)",
+    "draw small circles and thin structures sharply (benchmarks/README.md)",
     "conditional": "train with class labels and a learned 'no label' entry, for classifier-free guidance",
     "p_uncond": "probability that a training label is replaced by 'no label' (classifier-free guidance)",
     "labelled": "keep the labels of only this many random training points, the rest 'no label' (-1 = all)",

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from difflab import __version__
 from difflab.checkpoint import atomic_write_json
+from difflab.version import __version__
 
 EVAL = "eval.json"
 
@@ -58,6 +58,7 @@ class Evaluation:
 
     kind: str
     metrics: dict[str, Stat]
+    headline: list[str]  # the figures that say how good the samples are (what `compare` shows)
     n: int
     draws: int
     seed: int
@@ -77,6 +78,7 @@ class Evaluation:
         return {
             "kind": self.kind,
             "metrics": {k: v.to_dict() for k, v in self.metrics.items()},
+            "headline": self.headline,
             "n": self.n,
             "draws": self.draws,
             "seed": self.seed,

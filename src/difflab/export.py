@@ -20,16 +20,17 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from difflab import __version__
 from difflab.checkpoint import atomic_write_json, atomic_write_text, load_weights, save_weights
-from difflab.denoiser import Denoiser
 from difflab.errors import UserError
+from difflab.kinds import kind_for_info
+from difflab.model import TrainedModel, model_from_weights
 from difflab.outputs import prepare_folder
 from difflab.process import x0_eps_from
-from difflab.run import RunRecord, model_from_weights, read_run_record
+from difflab.run import RunRecord, read_run_record
+from difflab.version import __version__
 
 if TYPE_CHECKING:
-    from difflab.api import Run
+    from difflab.kind import RunView
 
 #: diffusers' name for what the exported network predicts, per difflab target.
 PREDICTION_TYPE = {"x0": "sample", "eps": "epsilon", "v": "v_prediction", "score": "epsilon"}
@@ -37,7 +38,7 @@ SCHEDULER = "scheduler"
 NETWORK = "network"
 
 
-def scheduler_config(run: Run) -> dict[str, Any]:
+def scheduler_config(run: RunView) -> dict[str, Any]:
     """The config every one of diffusers' DDPM, DDIM and DPMSolverMultistep schedulers accepts.
 
     Clipping follows what difflab samples with by default (the run's option; images clip): `clip` becomes
@@ -87,7 +88,7 @@ classifier-free guidance (call `net(x, t, class_labels=c)` and `net(x, t)` and c
 """
 
 
-def export_diffusers(run: Run, folder: Path) -> Path:
+def export_diffusers(run: RunView, folder: Path) -> Path:
     """Write the run as a diffusers scheduler config plus the network; returns `folder`."""
     if folder.exists() and any(folder.iterdir()):
         raise UserError(f"{folder} is not empty; export into a new folder")
@@ -97,7 +98,7 @@ def export_diffusers(run: Run, folder: Path) -> Path:
     record = RunRecord(run.config, run.info, run.source)
     atomic_write_json(folder / NETWORK / "config.json", record.to_dict())
     save_weights(folder / NETWORK / "model.safetensors", run.model.denoiser.model.state_dict())
-    name = f"{run.config.data} ({run.kind.name}, {run.config.target} target, step {run.step})"
+    name = f"{run.config.data} ({run.kind.defaults.name}, {run.config.target} target, step {run.step})"
     atomic_write_text(folder / "README.md", USAGE.format(name=name, version=__version__, folder=folder))
     return folder
 
@@ -105,10 +106,11 @@ def export_diffusers(run: Run, folder: Path) -> Path:
 class DiffusersNetwork(nn.Module):
     """A difflab network as diffusers' schedulers expect it: integer timesteps in, their prediction type out."""
 
-    def __init__(self, record: RunRecord, denoiser: Denoiser) -> None:
+    def __init__(self, record: RunRecord, model: TrainedModel) -> None:
         super().__init__()
         self.record = record
-        self.denoiser = denoiser
+        self.model = model
+        self.denoiser = model.denoiser
         #: Also return the variance channels (for DDPMScheduler with variance_type="learned_range").
         self.with_variance = False
 
@@ -134,10 +136,8 @@ class DiffusersNetwork(nn.Module):
         return pred
 
     def to_data_units(self, x: torch.Tensor) -> torch.Tensor:
-        """Model units → the data's units (points), or [0, 1] (images)."""
-        if self.record.info.is_image:
-            return (x.clamp(-1, 1) + 1) / 2
-        return torch.as_tensor(self.record.info.scaler.inverse(x.double().cpu().numpy()))
+        """Model units → what `Run.sample` returns: the data's units (points), or [0, 1] (images)."""
+        return torch.as_tensor(kind_for_info(self.record.info).output(self.model, x))
 
 
 def load_network(folder: str | Path) -> DiffusersNetwork:
@@ -147,4 +147,4 @@ def load_network(folder: str | Path) -> DiffusersNetwork:
         raise UserError(f"{folder}: not a difflab export (no {NETWORK}/config.json)")
     record = read_run_record(network)
     model = model_from_weights(record.cfg, record.info, load_weights(network / "model.safetensors"), str(network))
-    return DiffusersNetwork(record, model.denoiser).eval()
+    return DiffusersNetwork(record, model).eval()

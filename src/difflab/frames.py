@@ -7,6 +7,8 @@ structure forming. Used by the reverse-process figures, the GIFs and the forward
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import numpy as np
 
 from difflab.schedule import Schedule
@@ -22,3 +24,14 @@ def by_log_snr(schedule: Schedule, count: int, *, low: float = -6.0, high: float
     targets = np.linspace(bottom, top, max(count, 1))
     picks = {int(np.abs(log_snr - value).argmin()) for value in targets}
     return sorted(picks, reverse=True)
+
+
+#: At most this many training snapshots in a progress strip (evenly chosen, the last always shown).
+STRIP_PANELS = 8
+Item = TypeVar("Item")
+
+
+def strip_of(snapshots: list[Item], panels: int = STRIP_PANELS) -> list[Item]:
+    """Up to `panels` of `snapshots`, evenly chosen, the first and the last always among them."""
+    keep = np.linspace(0, len(snapshots) - 1, min(panels, len(snapshots))).round().astype(int)
+    return [snapshots[k] for k in sorted(set(keep.tolist()))]

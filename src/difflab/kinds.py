@@ -1,129 +1,102 @@
-"""Points and images behind one interface, chosen once from the data or the run.
+"""The registry of data kinds: which kind a spec, an array or a stored run belongs to.
 
-Everything that differs between the two kinds of data (loading, normalization, what a sample file is, how
-samples are judged, which figures teach) lives in `points.kind.PointKind` and `images.kind.ImageKind`;
-the core (schedule, process, denoiser, samplers, objectives) and the `Run` are shared. Importing this module
-imports neither kind's heavy parts: sampling an image run never loads the trainer.
+Adding a kind of data is its package (a `difflab.kind.Kind` and a `difflab.defaults.KindDefaults`) plus one
+`register` line here, or one call of `register` from your own code. A kind's heavy modules are imported on
+first use, so reading the defaults tables (`registered()`, for `difflab --help`) imports no torch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from difflab.config import TrainConfig
-from difflab.data.training_set import DataInfo, TrainingSet
+from difflab.defaults import KindDefaults
 from difflab.errors import UserError
+from difflab.images.defaults import IMAGES
+from difflab.points.defaults import POINTS
 
 if TYPE_CHECKING:
-    from difflab.api import Run
-    from difflab.evaluation import Evaluation
-    from difflab.run import TrainedModel
-    from difflab.sampling import Sampling
+    from difflab.data.training_set import DataInfo
+    from difflab.kind import Kind
 
 
-class Kind(Protocol):
-    """What a kind of data provides to training, sampling, evaluation and figures."""
-
-    name: str  # "points" or "images"
-    item_name: str  # "points", "images": for messages
-    sample_suffixes: tuple[str, ...]  # what `difflab sample --out` may write
-
-    def is_builtin(self, spec: str) -> bool: ...
-
-    def defaults(self, spec: str) -> Mapping[str, Any]:
-        """Training options whose default for this data differs from `TrainConfig`'s (the user's values win)."""
-        ...
-
-    def load_spec(self, spec: str, cfg: TrainConfig) -> Any: ...
-
-    def from_array(self, array: np.ndarray, labels: Any) -> Any: ...
-
-    def training_set(self, data: Any, cfg: TrainConfig, spec: str) -> TrainingSet: ...
-
-    def settle_config(self, cfg: TrainConfig, training_set: TrainingSet) -> TrainConfig: ...
-
-    def data_copy(self, data: Any) -> dict[str, np.ndarray]: ...
-
-    def from_copy(self, arrays: dict[str, np.ndarray]) -> Any: ...
-
-    def output(self, model: TrainedModel, x: torch.Tensor) -> np.ndarray: ...
-
-    def write_samples(self, samples: np.ndarray, path: Path) -> None: ...
-
-    def evaluate(
-        self,
-        run: Run,
-        sampling: Sampling,
-        *,
-        n: int | None,
-        draws: int | None,
-        label: int | str | None,
-        nll: bool,
-        seed: int,
-        progress: bool | None,
-    ) -> Evaluation: ...
-
-    def plot(
-        self,
-        run: Run,
-        folder: Path,
-        sampling: Sampling,
-        *,
-        n: int | None,
-        label: int | str | None,
-        seed: int,
-        progress: bool | None,
-    ) -> list[Path]: ...
-
-    def animate(
-        self,
-        run: Run,
-        path: Path,
-        sampling: Sampling,
-        *,
-        n: int | None,
-        frames: int,
-        label: int | str | None,
-        seed: int,
-        progress: bool | None,
-    ) -> Path: ...
-
-    def write(self, run: Run, text: str, sampling: Sampling, *, seed: int, progress: bool | None) -> np.ndarray: ...
+@dataclass
+class _Entry:
+    defaults: KindDefaults
+    load: Callable[[], Kind]
+    kind: Kind | None = None
 
 
-def points() -> Kind:
+_REGISTRY: dict[str, _Entry] = {}
+
+
+def register(defaults: KindDefaults, load: Callable[[], Kind]) -> None:
+    """Make a kind known by its defaults' name; `load` builds the kind (importing its heavy parts) on first use."""
+    _REGISTRY[defaults.name] = _Entry(defaults, load)
+
+
+def unregister(name: str) -> None:
+    """Forget a kind (for tests that register their own)."""
+    _REGISTRY.pop(name, None)
+
+
+def registered() -> list[KindDefaults]:
+    """The defaults of every known kind, in registration order."""
+    return [entry.defaults for entry in _REGISTRY.values()]
+
+
+def kind_named(name: str) -> Kind:
+    """The kind called `name`; an unknown name is a UserError listing the known ones."""
+    entry = _REGISTRY.get(name)
+    if entry is None:
+        raise UserError(f"unknown kind of data {name!r}; this difflab knows: {', '.join(_REGISTRY)}")
+    if entry.kind is None:
+        entry.kind = entry.load()
+    return entry.kind
+
+
+def kind_for_spec(spec: str) -> Kind:
+    """The kind a data spec names: the first kind that claims it, else the catch-all kind."""
+    entries = list(_REGISTRY.values())
+    for entry in sorted(entries, key=lambda e: e.defaults.catch_all):
+        if entry.defaults.claims_spec(spec) or entry.defaults.catch_all:
+            return kind_named(entry.defaults.name)
+    raise UserError(f"no kind of data reads {spec!r}")
+
+
+def kind_for_array(array: np.ndarray) -> Kind:
+    """The kind whose arrays have this many dimensions: points (N, D) or (N,), images (N, C, H, W)."""
+    for entry in _REGISTRY.values():
+        if array.ndim in entry.defaults.array_ndims:
+            return kind_named(entry.defaults.name)
+    shapes = " or ".join(e.defaults.array_shape for e in _REGISTRY.values() if e.defaults.array_ndims)
+    raise UserError(f"expected {shapes}, got an array of shape {array.shape}")
+
+
+def kind_for_info(info: DataInfo) -> Kind:
+    """The kind of a trained run: the one it recorded, or for older runs the one whose items have its shape."""
+    if info.kind is not None:
+        return kind_named(info.kind)
+    for entry in _REGISTRY.values():
+        if len(info.shape) in entry.defaults.item_ndims:
+            return kind_named(entry.defaults.name)
+    raise UserError(f"no kind of data has items of shape {info.shape}")
+
+
+def _points() -> Kind:
     from difflab.points.kind import PointKind
 
     return PointKind()
 
 
-def images() -> Kind:
+def _images() -> Kind:
     from difflab.images.kind import ImageKind
 
     return ImageKind()
 
 
-def kind_for_info(info: DataInfo) -> Kind:
-    """The kind of a trained run, from its item shape."""
-    return images() if info.is_image else points()
-
-
-def kind_for_spec(spec: str) -> Kind:
-    """The kind a data spec names: image sets by name or prefix, everything else points."""
-    from difflab.data.image_source import is_image_spec
-
-    return images() if is_image_spec(spec) else points()
-
-
-def kind_for_array(array: np.ndarray) -> Kind:
-    """Points for (N, D) or (N,), images for (N, C, H, W)."""
-    if array.ndim in (1, 2):
-        return points()
-    if array.ndim == 4:
-        return images()
-    raise UserError(f"expected points (N, D) or images (N, C, H, W), got an array of shape {array.shape}")
+register(POINTS, _points)
+register(IMAGES, _images)

@@ -1,4 +1,4 @@
-"""Distances between point sets: energy distance, k-NN precision and recall, and a 1-NN label."""
+"""Distances between point sets: energy distance, k-NN precision and recall against a reference, a 1-NN label."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 #: Rows of a pairwise-distance block: 256 × 5,000 float64 distances (10 MB) stay in the CPU's cache for the sums
-#: and comparisons that follow, and the metrics of `difflab evaluate` ran 40% faster than with 2,048 (82 MB).
+#: and comparisons that follow; blocks of 2,048 rows made `difflab evaluate` slower (commit eb0f352).
 CHUNK = 256
 
 
@@ -33,40 +33,6 @@ def standardize_like(reference: torch.Tensor, *others: torch.Tensor) -> list[tor
     """Scale every set by the reference's per-dimension mean and std, so no dimension dominates."""
     mean, std = reference.mean(0), reference.std(0).clamp_min(1e-12)
     return [(t - mean) / std for t in (reference, *others)]
-
-
-def knn_radii(points: torch.Tensor, k: int) -> torch.Tensor:
-    """Distance from each point to its k-th nearest other point of the same set."""
-    if not 1 <= k < len(points):
-        raise ValueError(f"k must be in 1..{len(points) - 1}, got {k}")
-    radii = torch.empty(len(points), dtype=points.dtype)
-    for start in range(0, len(points), CHUNK):
-        d = torch.cdist(points[start : start + CHUNK], points)
-        radii[start : start + len(d)] = d.kthvalue(k + 1, dim=1).values  # the 1st nearest is the point itself
-    return radii
-
-
-def coverage(queries: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor) -> float:
-    """Fraction of `queries` inside at least one ball (centre, radius): ‖q - c‖ ≤ r."""
-    inside = 0
-    for start in range(0, len(queries), CHUNK):
-        d = torch.cdist(queries[start : start + CHUNK], centres)
-        inside += int((d <= radii[None, :]).any(dim=1).sum())
-    return inside / len(queries)
-
-
-def precision_recall(samples: torch.Tensor, data: torch.Tensor, k: int = 3) -> tuple[float, float]:
-    """k-NN precision and recall (Kynkäänniemi et al. 2019, eq. 1-2).
-
-    Precision: the fraction of samples inside the union of the data's k-NN balls (are samples on the data's
-    support?). Recall: the fraction of data inside the union of the samples' k-NN balls (is all of the data
-    covered?). Both are 1 for a perfect model up to finite-sample effects; compare with the same numbers for
-    a fresh draw of the data.
-    """
-    samples, data = samples.double(), data.double()
-    precision = coverage(samples, data, knn_radii(data, k))
-    recall = coverage(data, samples, knn_radii(samples, k))
-    return precision, recall
 
 
 def _self_terms(x: torch.Tensor, k: int) -> tuple[float, torch.Tensor]:
@@ -96,9 +62,9 @@ class Reference:
     def compare(self, samples: torch.Tensor, k: int) -> tuple[float, float, float]:
         """(energy distance, precision, recall) of `samples` against this reference, in two passes over the pairs.
 
-        The same three figures as `energy_distance` and `precision_recall`, which compute each pair once per
-        figure; here the samples' own distances give their E‖S - S'‖ and radii, and one pass over
-        sample-reference pairs gives the cross term, precision and recall together.
+        The samples' own distances give their E‖S - S'‖ and k-NN radii, and one pass over sample-reference pairs
+        gives the cross term, precision and recall together (tests/reference_metrics.py computes each figure on
+        its own, as the papers define it, to check this).
         """
         samples = samples.double()
         self_s, radii_s = _self_terms(samples, k)

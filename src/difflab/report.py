@@ -20,14 +20,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from difflab import __version__
 from difflab.checkpoint import atomic_write_text
 from difflab.config import TrainConfig
 from difflab.errors import UserError
 from difflab.evaluation import EVAL, mean_and_spread
+from difflab.version import __version__
 
 if TYPE_CHECKING:
-    from difflab.api import Run
+    from difflab.kind import RunView
 
 REPORT = "report.html"
 STYLE = """
@@ -125,7 +125,7 @@ def timing_rows(metrics: list[dict[str, Any]]) -> list[list[Any]]:
     return rows
 
 
-def write_report(run: Run, *, figures: bool = True, progress: bool | None = None) -> Path:
+def write_report(run: RunView, *, figures: bool = True, progress: bool | None = None) -> Path:
     """RUN/report.html; makes the figures first (RUN/plots) when there are none yet and `figures` is true."""
     if run.path is None:
         raise UserError("a report is written into the run directory; save the run first (Run.save)")
@@ -154,7 +154,7 @@ def write_report(run: Run, *, figures: bool = True, progress: bool | None = None
     loss = [p for p in images if p.name == "loss.png"]
     others = [p for p in images if p.name != "loss.png"]
     parts = [
-        f"<h1>{_e(run.config.data)} — {_e(run.kind.name)} run, step {run.step}</h1>",
+        f"<h1>{_e(run.config.data)} — {_e(run.kind.defaults.name)} run, step {run.step}</h1>",
         f'<p class="muted">{_e(run.path.resolve())}; written {_e(time.strftime("%Y-%m-%d %H:%M"))}</p>',
         "<h2>Evaluation</h2>",
         evaluation_section(run.path),

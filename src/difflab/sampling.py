@@ -1,7 +1,8 @@
-"""Sampling options, the one place their defaults are chosen for each kind of run, and chunked drawing.
+"""Sampling options, the one place they are checked and completed, and chunked drawing.
 
 The CLI, the Python API and the benchmarks all pass what the user asked for (`SamplingOptions`, None meaning
-"the default") through `resolve`, which checks it against the run and fills the rest from `DEFAULTS`.
+"the default") through `resolve`, which checks it against the run and fills the rest from the defaults of the
+run's kind (`difflab.defaults.SamplingDefaults`, one table per kind).
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ from typing import Any
 
 import torch
 
+from difflab.defaults import SamplingDefaults
 from difflab.denoiser import Denoiser, DenoiserFn
 from difflab.errors import UserError, option, setting
 from difflab.limits import check_number, require_memory
+from difflab.model import TrainedModel
 from difflab.progress import stage
-from difflab.run import TrainedModel
 from difflab.samplers import SAMPLERS, Callback
 from difflab.schedule import NOISE_SPACINGS, Schedule, noise_spaced_timesteps, spaced_timesteps
 from difflab.types import ClipKind, SamplerName, Spacing, VarianceKind, choices
@@ -23,7 +25,7 @@ from difflab.types import ClipKind, SamplerName, Spacing, VarianceKind, choices
 
 @dataclass(frozen=True)
 class SamplingOptions:
-    """What the user asked for; None means the run's default (see `DEFAULTS`)."""
+    """What the user asked for; None means the default of the run's kind."""
 
     sampler: SamplerName | None = None
     steps: int | None = None
@@ -35,32 +37,8 @@ class SamplingOptions:
     chunk_size: int | None = None
 
 
-@dataclass(frozen=True)
-class KindDefaults:
-    """Sampling defaults of one kind of run."""
-
-    sampler: SamplerName  # with all the run's steps (or `steps` when set)
-    few_step_sampler: SamplerName  # when only --steps K is given
-    steps: int | None  # None: every trained step
-    spacing: Spacing
-    guidance: float
-    clip: ClipKind | None  # None: the run's own `clip` option
-    chunk_size: int
-
-
-#: Points: the full ancestral chain (measured best at full length, README "Part 1"); a respaced chain uses
-#: DPM-Solver++(2M) on quadratic timesteps, which beat trailing at 10 and 20 steps on moons, circles and complex
-#: (benchmarks/RESULTS-samplers.md); guidance 3 (benchmarks/guidance.py). Images: DDIM 50 trailing steps
-#: (a 1000-step chain is minutes per grid on a CPU), guidance 2 and clipped x̂0 (benchmarks/RESULTS-mnist5k.md).
-#: Images draw 50 at a time: 200 digits (DDIM 50, guidance 2, two threads) came at 2.0–2.1 samples/s in chunks
-#: of 50 against 1.4–1.5 in one chunk of 200 (two runs each, side by side).
-DEFAULTS: dict[str, KindDefaults] = {
-    "points": KindDefaults("ddpm", "dpmpp_2m", None, "quadratic", 3.0, None, 10_000),
-    "images": KindDefaults("ddim", "ddim", 50, "trailing", 2.0, "clip", 50),
-}
-
-#: A learned (VDM) schedule on moons kept ᾱ > 0.97 until t = 750 of 1000: quadratic steps gave DPM-Solver++ 20 a
-#: ratio of 20.4 against 2.02 with trailing, so learned schedules always respace with trailing steps.
+#: A learned (VDM) schedule keeps almost no noise for most of its steps, where quadratic spacing puts few steps
+#: (benchmarks/RESULTS-learned-schedule.md), so learned schedules always respace with trailing steps.
 LEARNED_SCHEDULE_SPACING: Spacing = "trailing"
 
 
@@ -109,24 +87,18 @@ class Sampling:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
-def kind_of(model: TrainedModel) -> str:
-    """ "images" for items (C, H, W), else "points"."""
-    return "images" if model.info.is_image else "points"
-
-
 def _choice(name: str, value: Any, alias: Any) -> Any:
     if value is not None and value not in choices(alias):
         raise UserError(f"invalid {setting(name, value, quoted=True)}; choose one of: {', '.join(choices(alias))}")
     return value
 
 
-def resolve(options: SamplingOptions, model: TrainedModel) -> Sampling:
+def resolve(options: SamplingOptions, model: TrainedModel, kind: SamplingDefaults) -> Sampling:
     """Check what was asked against the run and fill the rest from the defaults of its kind."""
     _choice("sampler", options.sampler, SamplerName)
     _choice("spacing", options.spacing, Spacing)
     _choice("clip", options.clip, ClipKind)
     _choice("variance", options.variance, VarianceKind)
-    kind = DEFAULTS[kind_of(model)]
     total = len(model.schedule)
     steps = options.steps
     if steps is not None:
@@ -211,7 +183,7 @@ def draw(
         for start in range(0, n, sampling.chunk_size):
             part = slice(start, min(start + sampling.chunk_size, n))
             count = part.stop - part.start
-            fn: DenoiserFn = run_model.bound(None if labels is None else labels[part], sampling.guidance)
+            fn: DenoiserFn = run_model.denoiser_for(None if labels is None else labels[part], sampling.guidance)
             x_T = torch.randn((count, *shape), generator=generator, device=device)
             sampler = SAMPLERS[sampling.sampler]
             x0 = sampler(fn, x_T, schedule, generator=generator, callback=step, **sampling.sampler_kwargs())

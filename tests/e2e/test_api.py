@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -81,11 +82,16 @@ def test_images_get_the_image_defaults_and_the_users_values_win() -> None:
 
 
 def test_a_built_in_set_with_its_own_budget_gets_it_unless_steps_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert difflab.config.SET_STEPS["parabola"] < difflab.config.TrainConfig.steps  # measured: sharp sooner
-    monkeypatch.setattr("difflab.points.kind.SET_STEPS", {"parabola": 3})  # the same mechanism, a short budget
+    from difflab.points.defaults import POINTS, SET_STEPS
+    from difflab.points.kind import PointKind
+
+    assert SET_STEPS["parabola"] < difflab.config.TrainConfig.steps  # measured: sharp sooner
+    assert POINTS.training_for("parabola")["steps"] == SET_STEPS["parabola"]
+    short = dataclasses.replace(POINTS, per_set={"parabola": {"steps": 3}})  # the same mechanism, a short budget
+    monkeypatch.setattr(PointKind, "defaults", short)
     assert difflab.train("parabola", progress=False, n_data=64, batch_size=16).step == 3
     assert difflab.train("parabola", progress=False, n_data=64, batch_size=16, steps=2).step == 2
-    assert "moons" not in difflab.config.SET_STEPS  # it needs the whole 15,000 to be sharp
+    assert "moons" not in SET_STEPS  # it needs the whole 15,000 to be sharp
 
 
 def test_data_from_a_file_a_name_and_a_tensor(tmp_path: Path) -> None:

@@ -35,7 +35,7 @@ def both(run: difflab.Run, folder: Path, scheduler_class: type, sampler: str, st
     denoiser = run.model.denoiser
     denoiser.clip = sampling.clip
     ours = SAMPLERS[sampler](
-        run.model.bound(), x, sampling.schedule(run.model), generator=g, **sampling.sampler_kwargs()
+        run.model.denoiser_for(), x, sampling.schedule(run.model), generator=g, **sampling.sampler_kwargs()
     )
     return ours, theirs
 
@@ -90,7 +90,7 @@ def test_a_learned_variance_goes_to_ddpm_on_request(tmp_path: Path) -> None:
     g = torch.Generator().manual_seed(0)
     ours = [torch.randn(200, 2, generator=g)]
     SAMPLERS["ddpm"](
-        run.model.bound(),
+        run.model.denoiser_for(),
         ours[0],
         sampling.schedule(run.model),
         generator=g,

@@ -8,8 +8,9 @@ import torch
 from scipy import linalg
 
 from difflab.data.image_source import load_image_set
-from difflab.images.classifier import pixels, train_classifier
+from difflab.images.classifier import train_classifier
 from difflab.images.metrics import frechet_distance, image_quality
+from difflab.images.pixels import from_uint8
 
 
 def test_frechet_closed_form_for_diagonal_gaussians() -> None:
@@ -47,6 +48,6 @@ def test_classifier_and_quality_on_real_digits() -> None:
     assert q.frechet < 1e-6 < q.floor  # the held-out set against itself vs a different draw of real digits
     noise = np.random.default_rng(0).integers(0, 256, test.images.shape, dtype=np.uint8)
     assert image_quality(clf, noise, test.labels, train, test).frechet > 10 * q.floor
-    assert clf.features(pixels(test.images[:5])).shape == (5, 64) and isinstance(
-        clf.predict(pixels(test.images[:5])), torch.Tensor
+    assert clf.features(from_uint8(test.images[:5])).shape == (5, 64) and isinstance(
+        clf.predict(from_uint8(test.images[:5])), torch.Tensor
     )

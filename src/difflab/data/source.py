@@ -17,8 +17,3 @@ def load_points(spec: str, n: int, seed: int) -> PointData:
     if path.suffix == "" and not path.exists():
         raise UserError(f"unknown dataset {spec!r}; built-in: {', '.join(DATASETS)}, or a .csv/.npy path")
     return read_points(path)
-
-
-def is_builtin(spec: str) -> bool:
-    """True when `spec` names a generator (fresh data can be drawn for evaluation)."""
-    return spec in DATASETS

@@ -24,25 +24,22 @@ class DataInfo:
     shape: tuple[int, ...]
     scaler: MinMaxScaler
     class_names: list[str] | None
+    kind: str | None = None  # the kind of data (`difflab.kinds`); None in runs written before kinds were recorded
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names) if self.class_names else 0
 
-    @property
-    def is_image(self) -> bool:
-        """Items of shape (C, H, W)."""
-        return len(self.shape) == 3
-
     def to_dict(self) -> dict[str, Any]:
-        return {"shape": list(self.shape), "scaler": self.scaler.to_dict(), "class_names": self.class_names}
+        d = {"shape": list(self.shape), "scaler": self.scaler.to_dict(), "class_names": self.class_names}
+        return d if self.kind is None else {**d, "kind": self.kind}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DataInfo:
         """Rebuild from config.json, refusing shapes and scalers that cannot belong to a run."""
         shape = tuple(int(k) for k in d["shape"])
-        if len(shape) not in (1, 3) or not all(1 <= k <= 1 << 16 for k in shape):
-            raise ValueError(f"item shape {list(shape)} is not (D,) or (C, H, W) with sizes in 1..65536")
+        if not 1 <= len(shape) <= 3 or not all(1 <= k <= 1 << 16 for k in shape):
+            raise ValueError(f"item shape {list(shape)} does not have 1 to 3 sizes in 1..65536")
         scaler = MinMaxScaler.from_dict(d["scaler"])
         width = shape[0] if len(shape) == 1 else 1
         if scaler.lo.shape != (width,) or scaler.hi.shape != (width,):
@@ -50,7 +47,10 @@ class DataInfo:
         names = d.get("class_names")
         if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)):
             raise ValueError("class_names must be a list of strings")
-        return cls(shape, scaler, names)
+        kind = d.get("kind")
+        if kind is not None and not isinstance(kind, str):
+            raise ValueError("kind must be a string")
+        return cls(shape, scaler, names, kind)
 
 
 def fingerprint(items: np.ndarray, labels: np.ndarray | None) -> str:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from difflab.data.images import ImageData
+from difflab.images.pixels import from_uint8
 
 FEATURES = 64
 
@@ -45,11 +45,6 @@ class CharClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(x))
-
-
-def pixels(images: np.ndarray) -> torch.Tensor:
-    """uint8 (N, C, H, W) → float32 in [-1, 1], the range the diffusion model works in."""
-    return torch.as_tensor(images, dtype=torch.float32) / 127.5 - 1.0
 
 
 @dataclass
@@ -89,7 +84,7 @@ def train_classifier(
         torch.manual_seed(seed)
         gen = torch.Generator().manual_seed(seed)
         model = CharClassifier(train.shape[0], len(train.class_names))
-        x, y = pixels(train.images), torch.as_tensor(train.labels)
+        x, y = from_uint8(train.images), torch.as_tensor(train.labels)
         reach = train.shape[1] // 14
         steps = epochs * ((len(x) + batch_size - 1) // batch_size)
         opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -107,7 +102,7 @@ def train_classifier(
                 opt.step()
                 sched.step()
     trained = TrainedClassifier(model, float("nan"))
-    trained.test_accuracy = accuracy(trained, pixels(test.images), torch.as_tensor(test.labels))
+    trained.test_accuracy = accuracy(trained, from_uint8(test.images), torch.as_tensor(test.labels))
     return trained
 
 

@@ -17,21 +17,20 @@ import torch
 from difflab.errors import UserError, option
 from difflab.evaluation import Evaluation, Stat
 from difflab.images.classifier import train_classifier
+from difflab.images.defaults import IMAGES
 from difflab.images.metrics import image_quality
 from difflab.images.pixels import to_uint8
+from difflab.images.sets import image_sets
 from difflab.limits import check_number
 from difflab.progress import stage
 
 if TYPE_CHECKING:
-    from difflab.api import Run
+    from difflab.kind import RunView
     from difflab.sampling import Sampling
-
-DEFAULT_PER_CLASS = 50
-DEFAULT_DRAWS = 2
 
 
 def evaluate(
-    run: Run,
+    run: RunView,
     sampling: Sampling,
     *,
     n: int | None,
@@ -46,11 +45,11 @@ def evaluate(
         raise UserError(f"{option('nll')} is the bound of point runs; image runs are judged by a classifier")
     if not run.config.conditional or not run.class_names:
         raise UserError("image evaluation asks for each class in turn; train the run with conditional classes")
-    per_class = check_number("per_class", DEFAULT_PER_CLASS if n is None else n)
-    draws = check_number("draws", DEFAULT_DRAWS if draws is None else draws)
+    per_class = check_number("per_class", IMAGES.evaluate_size[1] if n is None else n)
+    draws = check_number("draws", IMAGES.evaluate_draws if draws is None else draws)
     seed = check_number("seed", seed)
     start = time.perf_counter()
-    train, test = run.kind.image_sets(run)  # type: ignore[attr-defined]
+    train, test = image_sets(run)
     classes = [run.class_index(label)] if label is not None else list(range(len(run.class_names)))
     labels = torch.tensor(classes).repeat_interleave(per_class)
     with stage(f"training the judging classifier on {len(train)} images", 1, progress, unit="fit"):
@@ -82,6 +81,7 @@ def evaluate(
     return Evaluation(
         kind="images",
         metrics=metrics,
+        headline=["accuracy", "frechet_ratio"],
         n=per_class,
         draws=draws,
         seed=seed,

@@ -15,22 +15,22 @@ import numpy as np
 import torch
 from PIL import Image
 
-from difflab import frames as frame_choice
+import difflab.frames as frame_choice
 from difflab.checkpoint import atomic_write_bytes
 from difflab.errors import UserError
-from difflab.images.pixels import PAD, labelled, save_picture, tile, to_pil, to_uint8
+from difflab.images.defaults import IMAGES
+from difflab.images.pixels import PAD, from_uint8, labelled, save_picture, tile, to_pil, to_uint8
+from difflab.images.sets import image_sets
 from difflab.limits import check_number
 from difflab.outputs import prepare_folder, prepare_output
 from difflab.process import q_sample
 
 if TYPE_CHECKING:
-    from difflab.api import Run
+    from difflab.kind import RunView
     from difflab.sampling import Sampling
 
-DEFAULT_PER_CLASS = 64
 TRAJECTORY_ROWS = 4
 TRAJECTORY_COLUMNS = 8
-GIF_SAMPLES = 16
 SCALE = 2
 
 
@@ -44,12 +44,12 @@ def _file_name(name: str) -> str:
     return "".join(ch if ch.isalnum() else f"u{ord(ch):04x}" for ch in name)
 
 
-def caption(run: Run, sampling: Sampling) -> str:
+def caption(run: RunView, sampling: Sampling) -> str:
     return f"{run.config.data}: {sampling.describe(bool(run.class_names))}"
 
 
 def class_grids(
-    run: Run, folder: Path, sampling: Sampling, *, per_class: int, seed: int, progress: bool | None
+    run: RunView, folder: Path, sampling: Sampling, *, per_class: int, seed: int, progress: bool | None
 ) -> list[Path]:
     """An 8-wide grid of `per_class` samples for each class, and `all-classes.png` (one labelled row per class)."""
     names = run.class_names
@@ -74,7 +74,7 @@ def class_grids(
 
 
 def record(
-    run: Run,
+    run: RunView,
     sampling: Sampling,
     labels: torch.Tensor | None,
     n: int,
@@ -96,7 +96,7 @@ def record(
 
 
 def trajectory(
-    run: Run, sampling: Sampling, labels: torch.Tensor | None, path: Path, seed: int, progress: bool | None
+    run: RunView, sampling: Sampling, labels: torch.Tensor | None, path: Path, seed: int, progress: bool | None
 ) -> None:
     """Per sample two rows, x_t and the model's guess x̂0, at steps evenly in log SNR, then the final image."""
     n = len(labels) if labels is not None else TRAJECTORY_ROWS
@@ -123,18 +123,18 @@ def trajectory(
     save_picture(picture, path)
 
 
-def forward_cells(run: Run, image: np.ndarray, columns: int, seed: int = 0) -> tuple[list[int], np.ndarray]:
+def forward_cells(run: RunView, image: np.ndarray, columns: int, seed: int = 0) -> tuple[list[int], np.ndarray]:
     """One uint8 image (C, H, W) and its noisings by q(x_t | x_0) at t evenly in log SNR, one noise draw for all:
     (the t's, uint8 cells (columns, C, H, W) starting with the clean image)."""
     schedule = run.model.schedule
-    x0 = torch.as_tensor(image, dtype=torch.float32)[None] / 127.5 - 1.0
+    x0 = from_uint8(image)[None]
     noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed))
     ts = list(reversed(frame_choice.by_log_snr(schedule, columns - 1)))
     noisy = [q_sample(schedule, x0, torch.tensor([t]), noise) for t in ts]
     return ts, to_uint8(torch.cat([x0, *noisy]))
 
 
-def forward_strip(run: Run, image: np.ndarray, path: Path, *, columns: int = 8, seed: int = 0) -> None:
+def forward_strip(run: RunView, image: np.ndarray, path: Path, *, columns: int = 8, seed: int = 0) -> None:
     """forward.png: the clean image, then its noisings with the t of each column above it."""
     ts, cells = forward_cells(run, image, columns, seed)
     scale = scale_for(image.shape[2])
@@ -146,7 +146,7 @@ def forward_strip(run: Run, image: np.ndarray, path: Path, *, columns: int = 8, 
 
 
 def plot(
-    run: Run,
+    run: RunView,
     folder: Path,
     sampling: Sampling,
     *,
@@ -156,25 +156,18 @@ def plot(
     progress: bool | None,
 ) -> list[Path]:
     """Class grids (`n` per class), all-classes.png, trajectory.png, forward.png, and progress figures if any."""
-    per_class = check_number("n", DEFAULT_PER_CLASS if n is None else n)
+    per_class = check_number("n", IMAGES.plot_n if n is None else n)
     prepare_folder(folder)
     written = (
         class_grids(run, folder, sampling, per_class=per_class, seed=seed, progress=progress) if run.class_names else []
     )
     labels = run.labels_for(TRAJECTORY_ROWS, label, every_class=True)
     trajectory(run, sampling, labels, folder / "trajectory.png", seed, progress)
-    train, _ = run.kind.image_sets(run)  # type: ignore[attr-defined]
+    train, _ = image_sets(run)
     names = train.class_names
     pick = names.index("Z") if "Z" in names else 0
     forward_strip(run, train.images[np.flatnonzero(train.labels == pick)[0]], folder / "forward.png", seed=seed)
-    from difflab.monitor import write_progress
-
-    return [
-        *written,
-        folder / "trajectory.png",
-        folder / "forward.png",
-        *write_progress(run.info, run.snapshots(), folder),
-    ]
+    return [*written, folder / "trajectory.png", folder / "forward.png", *write_progress(run.snapshots(), folder)]
 
 
 def write_gif_frames(pictures: list[Image.Image], path: Path, hold_ms: int = 1000, ms: int = 120) -> None:
@@ -187,7 +180,7 @@ def write_gif_frames(pictures: list[Image.Image], path: Path, hold_ms: int = 100
 
 
 def animate(
-    run: Run,
+    run: RunView,
     path: Path,
     sampling: Sampling,
     *,
@@ -198,7 +191,7 @@ def animate(
     progress: bool | None,
 ) -> Path:
     """A GIF of a grid of n samples (cycling over classes) being denoised, frames evenly in log SNR."""
-    n = check_number("n", GIF_SAMPLES if n is None else n)
+    n = check_number("n", IMAGES.animate_n if n is None else n)
     frames = check_number("frames", frames)
     prepare_output(path, (".gif",), "animations")
     labels = run.labels_for(n, label, every_class=True)
@@ -218,18 +211,22 @@ def animate(
     return path
 
 
-def write_image_progress(
-    shown: list[tuple[int, np.ndarray]], every: list[tuple[int, np.ndarray]], strip: Path, gif: Path
-) -> None:
+def write_progress(snapshots: list[tuple[int, np.ndarray]], folder: Path) -> list[Path]:
     """Samples during training: one labelled row per shown step (progress.png) and a GIF over every snapshot."""
+    if not snapshots:
+        return []
+    prepare_folder(folder)
+    strip, gif = folder / "progress.png", folder / "progress.gif"
+    shown = frame_choice.strip_of(snapshots)
     cells = np.stack([x for _, x in shown])  # (rows, n, C, H, W)
     scale = scale_for(cells.shape[-1], 24)
     mosaic = to_pil(tile(cells.reshape(-1, *cells.shape[2:]), cells.shape[1]), scale)
     row_height = (cells.shape[-2] + PAD) * scale
     title = "samples during training (EMA weights, same noise each time)"
     save_picture(labelled(mosaic, title, row_labels=[f"step {s}" for s, _ in shown], row_height=row_height), strip)
-    cols = int(np.ceil(np.sqrt(every[0][1].shape[0])))
-    write_gif_frames([labelled(to_pil(tile(x, cols), 3), f"training step {s}", size=10) for s, x in every], gif)
+    cols = int(np.ceil(np.sqrt(snapshots[0][1].shape[0])))
+    write_gif_frames([labelled(to_pil(tile(x, cols), 3), f"training step {s}", size=10) for s, x in snapshots], gif)
+    return [strip, gif]
 
 
 def class_for_char(names: list[str], ch: str) -> int:
@@ -244,7 +241,7 @@ def class_for_char(names: list[str], ch: str) -> int:
 MAX_TEXT = 1000
 
 
-def render_text(run: Run, text: str, sampling: Sampling, *, seed: int, progress: bool | None) -> np.ndarray:
+def render_text(run: RunView, text: str, sampling: Sampling, *, seed: int, progress: bool | None) -> np.ndarray:
     """Write `text` with one class-conditional sample per character; spaces are blank cells. Returns (H, W, C)."""
     names = run.class_names
     if not names:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,46 +10,44 @@ import numpy as np
 import torch
 
 from difflab.checkpoint import atomic_write_bytes
-from difflab.config import IMAGE_DEFAULTS, TrainConfig
-from difflab.data.image_source import SPLIT_SEED, TEST_FRACTION, load_image_set
-from difflab.data.images import ImageData, stratified_split
+from difflab.config import TrainConfig
+from difflab.data.files import labels_from
+from difflab.data.image_source import load_image_set
+from difflab.data.images import ImageData
 from difflab.data.training_set import DataInfo, DataSource, TrainingSet, fingerprint
 from difflab.errors import UserError
-from difflab.images.pixels import PIXEL_SCALER, save_png, tile, unit_to_uint8
-from difflab.points.kind import labels_from
+from difflab.images.defaults import IMAGES
+from difflab.images.pixels import PIXEL_SCALER, save_png, tile, to_uint8, to_unit, unit_to_uint8
+from difflab.images.sets import image_copy, split
 
 if TYPE_CHECKING:
-    from difflab.api import Run
+    from torch.utils.tensorboard import SummaryWriter
+
     from difflab.evaluation import Evaluation
-    from difflab.run import TrainedModel
+    from difflab.kind import RunView
+    from difflab.model import TrainedModel
     from difflab.sampling import Sampling
-
-BUILTIN_IMAGE_SETS = ("mnist5k", "digits")
-
-
-def split(data: ImageData) -> tuple[ImageData, ImageData]:
-    """The fixed stratified train/test split of an image set without official parts (10% held out)."""
-    train, test = stratified_split(data.labels, TEST_FRACTION, SPLIT_SEED)
-    return data.subset(train), data.subset(test)
 
 
 class ImageKind:
-    """Images (N, C, H, W); see `difflab.kinds.Kind`.
+    """Images (N, C, H, W); see `difflab.kind.Kind`.
 
     An image set given by name or path is not copied into the run (EMNIST is ~90 MB): the run records its
     absolute path and a fingerprint of the training images, and evaluation or figures that need the images
     again check the fingerprint and say so when the set changed or moved. Arrays are copied into the run.
     """
 
-    name = "images"
-    item_name = "images"
-    sample_suffixes = (".npy", ".png")
+    defaults = IMAGES
+
+    def absolute_spec(self, spec: str) -> str:
+        for prefix in self.defaults.spec_prefixes:
+            rest = spec.removeprefix(prefix)
+            if spec.startswith(prefix) and rest:
+                return prefix + str(Path(rest).expanduser().absolute())
+        return spec
 
     def is_builtin(self, spec: str) -> bool:
-        return spec in BUILTIN_IMAGE_SETS
-
-    def defaults(self, spec: str) -> Mapping[str, Any]:
-        return IMAGE_DEFAULTS
+        return spec in self.defaults.spec_names
 
     def load_spec(self, spec: str, cfg: TrainConfig) -> ImageData:
         return load_image_set(spec, "train")
@@ -64,7 +61,7 @@ class ImageKind:
         elif array.dtype.kind == "f":
             if not np.isfinite(array).all() or array.min() < 0 or array.max() > 1:
                 raise UserError("float images must hold finite values in [0, 1] (or pass uint8 0..255)")
-            pixels = np.round(array * 255.0).astype(np.uint8)
+            pixels = unit_to_uint8(array)
         else:
             raise UserError(f"images must be uint8 or floats in [0, 1], got dtype {array.dtype}")
         if labels is None:
@@ -79,7 +76,7 @@ class ImageKind:
         """Pixels scaled to [-1, 1]; an array trains on its training part (the rest is held out for evaluation)."""
         stored = spec == "array"
         train = split(data)[0] if stored else data
-        info = DataInfo(train.shape, PIXEL_SCALER, train.class_names if cfg.conditional else None)
+        info = DataInfo(train.shape, PIXEL_SCALER, train.class_names if cfg.conditional else None, self.defaults.name)
         source = DataSource(spec, len(data), fingerprint(data.images, data.labels), stored=stored)
         x = torch.as_tensor(PIXEL_SCALER.transform(train.images.astype(np.float32)), dtype=torch.float32)
         return TrainingSet(x, train.labels, info, source)
@@ -91,33 +88,11 @@ class ImageKind:
         return {"images": data.images, "labels": data.labels, "class_names": np.array(data.class_names, dtype=str)}
 
     def from_copy(self, arrays: dict[str, np.ndarray]) -> ImageData:
-        try:
-            return ImageData(
-                arrays["images"], arrays["labels"].astype(np.int64), [str(s) for s in arrays["class_names"]]
-            )
-        except (KeyError, ValueError, TypeError) as e:
-            raise UserError(f"the run's image copy is damaged ({e})") from None
-
-    def image_sets(self, run: Run) -> tuple[ImageData, ImageData]:
-        """(train, test) images of a run, checked against the fingerprint recorded when it trained."""
-        source = run.source
-        if source.stored:
-            data = self.from_copy(run.data_copy())
-            found = fingerprint(data.images, data.labels)
-            train, test = split(data)
-        else:
-            train, test = load_image_set(source.spec, "train"), load_image_set(source.spec, "test")
-            found = fingerprint(train.images, train.labels)
-        if found != source.fingerprint:
-            raise UserError(
-                f"{source.spec} no longer holds the images this run trained on (fingerprint differs); "
-                "evaluation and figures need the same images"
-            )
-        return train, test
+        return image_copy(arrays)
 
     def output(self, model: TrainedModel, x: torch.Tensor) -> np.ndarray:
         """Floats in [0, 1]."""
-        return ((x.detach().float().cpu().clamp(-1, 1) + 1) / 2).numpy()
+        return to_unit(x)
 
     def write_samples(self, samples: np.ndarray, path: Path) -> None:
         """.npy: uint8 (N, C, H, W); .png: a square grid."""
@@ -129,22 +104,34 @@ class ImageKind:
         np.save(buf, images)
         atomic_write_bytes(path, buf.getvalue())
 
-    def evaluate(self, run: Run, sampling: Sampling, **options: Any) -> Evaluation:
+    def snapshot(self, model: TrainedModel, x: torch.Tensor) -> np.ndarray:
+        """uint8 images."""
+        return to_uint8(x)
+
+    def log_snapshot(self, writer: SummaryWriter, snapshot: np.ndarray, step: int) -> None:
+        writer.add_images("samples", torch.as_tensor(snapshot), step, dataformats="NCHW")
+
+    def write_progress(self, snapshots: list[tuple[int, np.ndarray]], folder: Path) -> list[Path]:
+        from difflab.images.figures import write_progress
+
+        return write_progress(snapshots, folder)
+
+    def evaluate(self, run: RunView, sampling: Sampling, **options: Any) -> Evaluation:
         from difflab.images.evaluation import evaluate
 
         return evaluate(run, sampling, **options)
 
-    def plot(self, run: Run, folder: Path, sampling: Sampling, **options: Any) -> list[Path]:
+    def plot(self, run: RunView, folder: Path, sampling: Sampling, **options: Any) -> list[Path]:
         from difflab.images.figures import plot
 
         return plot(run, folder, sampling, **options)
 
-    def animate(self, run: Run, path: Path, sampling: Sampling, **options: Any) -> Path:
+    def animate(self, run: RunView, path: Path, sampling: Sampling, **options: Any) -> Path:
         from difflab.images.figures import animate
 
         return animate(run, path, sampling, **options)
 
-    def write(self, run: Run, text: str, sampling: Sampling, **options: Any) -> np.ndarray:
+    def write(self, run: RunView, text: str, sampling: Sampling, **options: Any) -> np.ndarray:
         from difflab.images.figures import render_text
 
         return render_text(run, text, sampling, **options)

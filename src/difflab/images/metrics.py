@@ -8,7 +8,8 @@ import numpy as np
 import torch
 
 from difflab.data.images import ImageData
-from difflab.images.classifier import TrainedClassifier, pixels
+from difflab.images.classifier import TrainedClassifier
+from difflab.images.pixels import from_uint8
 
 
 def _sqrt_psd(m: np.ndarray) -> np.ndarray:
@@ -65,9 +66,9 @@ def image_quality(
     """
     n = min(len(samples), len(test), len(train))
     rng = np.random.default_rng(seed)
-    real = pixels(train.images[rng.choice(len(train), n, replace=False)])
-    held = pixels(test.images[rng.choice(len(test), n, replace=False)])
-    generated = pixels(samples)
+    real = from_uint8(train.images[rng.choice(len(train), n, replace=False)])
+    held = from_uint8(test.images[rng.choice(len(test), n, replace=False)])
+    generated = from_uint8(samples)
     held_f = classifier.features(held).numpy()
     conditional = float((classifier.predict(generated) == torch.as_tensor(asked)).float().mean())
     return ImageQuality(

@@ -23,6 +23,16 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
     return ((x.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
 
 
+def from_uint8(images: np.ndarray) -> torch.Tensor:
+    """uint8 0..255 → model-unit images in [-1, 1] (float32)."""
+    return torch.as_tensor(images, dtype=torch.float32) / 127.5 - 1.0
+
+
+def to_unit(x: torch.Tensor) -> np.ndarray:
+    """Model-unit images in [-1, 1] → floats in [0, 1] (what `Run.sample` returns)."""
+    return ((x.detach().float().cpu().clamp(-1, 1) + 1) / 2).numpy()
+
+
 def unit_to_uint8(x: np.ndarray) -> np.ndarray:
     """Images as floats in [0, 1] (what `Run.sample` returns) → uint8."""
     return np.round(np.clip(x, 0.0, 1.0) * 255.0).astype(np.uint8)

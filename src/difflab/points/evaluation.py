@@ -21,15 +21,14 @@ from difflab.errors import UserError, option
 from difflab.evaluation import Evaluation, Stat
 from difflab.limits import check_number
 from difflab.metrics import Reference, standardize_like
+from difflab.points.defaults import POINTS
 from difflab.progress import stage
 from difflab.vlb import nll_bits_per_dim
 
 if TYPE_CHECKING:
-    from difflab.api import Run
+    from difflab.kind import RunView
     from difflab.sampling import Sampling
 
-DEFAULT_N = 5000
-DEFAULT_DRAWS = 4
 #: Independent (truth, other) data pairs for the floors; at least as many as sample draws.
 FLOOR_DRAWS = 4
 #: k of the k-NN balls. Kynkäänniemi et al. 2019 use k = 3 for images; for thin 2-D structures at n = 3000 k = 3
@@ -38,7 +37,9 @@ FLOOR_DRAWS = 4
 K = 10
 
 
-def reference_pairs(run: Run, n: int, count: int, seed: int, label: int | None) -> list[tuple[np.ndarray, np.ndarray]]:
+def reference_pairs(
+    run: RunView, n: int, count: int, seed: int, label: int | None
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """`count` pairs (truth, other) of independent data draws of up to n points each (of class `label`)."""
     spec = run.source.spec
     if run.kind.is_builtin(spec):
@@ -73,7 +74,7 @@ def _of_class(data: PointData, label: int | None) -> np.ndarray:
 
 
 def evaluate(
-    run: Run,
+    run: RunView,
     sampling: Sampling,
     *,
     n: int | None,
@@ -84,8 +85,8 @@ def evaluate(
     progress: bool | None,
 ) -> Evaluation:
     """Energy-distance ratio and k-NN precision/recall with their floors, or the NLL bound (`nll`)."""
-    n = check_number("n", DEFAULT_N if n is None else n)
-    draws = check_number("draws", DEFAULT_DRAWS if draws is None else draws)
+    n = check_number("n", POINTS.evaluate_size[1] if n is None else n)
+    draws = check_number("draws", POINTS.evaluate_draws if draws is None else draws)
     seed = check_number("seed", seed)
     if n < 4:
         raise UserError(f"{option('n')} must be at least 4 to compare sets of points")
@@ -143,6 +144,7 @@ def evaluate(
     return Evaluation(
         kind="points",
         metrics=metrics,
+        headline=["ratio", "precision", "recall"],
         n=size,
         draws=draws,
         seed=seed,
@@ -154,7 +156,7 @@ def evaluate(
 
 
 def _nll(
-    run: Run,
+    run: RunView,
     sampling: Sampling,
     pairs: list[tuple[np.ndarray, np.ndarray]],
     draws: int,
@@ -174,7 +176,7 @@ def _nll(
             x0 = torch.as_tensor(run.info.scaler.transform(pairs[i][0]), dtype=torch.float64)
             generator = torch.Generator().manual_seed(seed + i)
             options = {"variance": sampling.variance, "generator": generator, "device": run.model.device}
-            bpd = nll_bits_per_dim(run.model.bound(), schedule, x0, **options)
+            bpd = nll_bits_per_dim(run.model.denoiser_for(), schedule, x0, **options)
             for key, value in zip(parts, (bpd.total, bpd.prior, bpd.diffusion, bpd.decoder), strict=True):
                 parts[key].append(value)
             bar.update(1)
@@ -188,6 +190,7 @@ def _nll(
     return Evaluation(
         kind="points-nll",
         metrics=metrics,
+        headline=["nll"],
         n=len(pairs[0][0]),
         draws=draws,
         seed=seed,

@@ -10,24 +10,23 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from difflab import frames
+import difflab.frames as frames
 from difflab.data.source import load_points
 from difflab.errors import UserError
 from difflab.limits import check_number
 from difflab.outputs import prepare_folder, prepare_output
 from difflab.points import plots
+from difflab.points.defaults import POINTS
 from difflab.process import q_sample
 
 if TYPE_CHECKING:
-    from difflab.api import Run
+    from difflab.kind import RunView
     from difflab.sampling import Sampling
 
-DEFAULT_PLOT_N = 3000
-DEFAULT_ANIMATE_N = 2000
 PROCESS_COLUMNS = 6
 
 
-def data_for_figures(run: Run, n: int, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
+def data_for_figures(run: RunView, n: int, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
     """Points of the data (data units) and their labels: a fresh draw of a built-in set, else the run's copy."""
     spec = run.source.spec
     data = load_points(spec, n, seed + 1_000_003) if run.kind.is_builtin(spec) else run.kind.from_copy(run.data_copy())
@@ -37,7 +36,7 @@ def data_for_figures(run: Run, n: int, seed: int) -> tuple[np.ndarray, np.ndarra
     return data.x, data.labels
 
 
-def caption(run: Run, sampling: Sampling, label: int | str | None = None) -> str:
+def caption(run: RunView, sampling: Sampling, label: int | str | None = None) -> str:
     """What made a figure: data, sampler, steps, guidance, class."""
     conditional = bool(run.class_names)
     text = f"{run.config.data}: {sampling.describe(conditional)}"
@@ -47,7 +46,7 @@ def caption(run: Run, sampling: Sampling, label: int | str | None = None) -> str
 
 
 def record(
-    run: Run, sampling: Sampling, n: int, count: int, labels: torch.Tensor | None, seed: int, progress: bool | None
+    run: RunView, sampling: Sampling, n: int, count: int, labels: torch.Tensor | None, seed: int, progress: bool | None
 ) -> tuple[np.ndarray, list[tuple[int, np.ndarray, np.ndarray]]]:
     """Samples, and (t, x_t, x̂0) in data units at up to `count` steps chosen evenly in log SNR."""
     schedule = sampling.schedule(run.model)
@@ -69,7 +68,7 @@ def guidance_weights(default: float) -> list[float]:
 
 
 def plot(
-    run: Run,
+    run: RunView,
     folder: Path,
     sampling: Sampling,
     *,
@@ -80,7 +79,7 @@ def plot(
 ) -> list[Path]:
     """samples.png, reverse.png, forward.png, schedule.png, loss.png (if logged), guidance.png (conditional),
     progress.png/.gif (runs trained with sample_every)."""
-    n = check_number("n", DEFAULT_PLOT_N if n is None else n)
+    n = check_number("n", POINTS.plot_n if n is None else n)
     prepare_folder(folder)
     truth, truth_labels = data_for_figures(run, n, seed)
     names = run.class_names
@@ -114,12 +113,10 @@ def plot(
         plots.plot_loss([r["step"] for r in rows], [r["loss"] for r in rows], written[-1], caption=loss_caption)
     if names:
         written.append(plot_guidance(run, sampling, n, seed, truth, folder / "guidance.png", progress))
-    from difflab.monitor import write_progress
-
-    return written + write_progress(run.info, run.snapshots(), folder)
+    return written + write_progress(run.snapshots(), folder)
 
 
-def plot_forward(run: Run, truth: np.ndarray, labels: np.ndarray | None, path: Path, seed: int) -> None:
+def plot_forward(run: RunView, truth: np.ndarray, labels: np.ndarray | None, path: Path, seed: int) -> None:
     """The data noised in one step by q(x_t | x_0) at t chosen evenly in log SNR (t = 0 adds almost nothing)."""
     schedule = run.model.schedule
     x0 = torch.as_tensor(run.info.scaler.transform(truth), dtype=torch.float32)
@@ -135,7 +132,7 @@ def plot_forward(run: Run, truth: np.ndarray, labels: np.ndarray | None, path: P
 
 
 def plot_guidance(
-    run: Run, sampling: Sampling, n: int, seed: int, truth: np.ndarray, path: Path, progress: bool | None
+    run: RunView, sampling: Sampling, n: int, seed: int, truth: np.ndarray, path: Path, progress: bool | None
 ) -> Path:
     """guidance.png: each class (rows) at guidance 0, 1, 2, 4, 8 and the run's weight (columns)."""
     names = run.class_names or []
@@ -153,7 +150,7 @@ def plot_guidance(
 
 
 def animate(
-    run: Run,
+    run: RunView,
     path: Path,
     sampling: Sampling,
     *,
@@ -164,7 +161,7 @@ def animate(
     progress: bool | None,
 ) -> Path:
     """A GIF of the denoising process, frames evenly in log SNR, coloured by class for a conditional run."""
-    n = check_number("n", DEFAULT_ANIMATE_N if n is None else n)
+    n = check_number("n", POINTS.animate_n if n is None else n)
     frames = check_number("frames", frames)
     prepare_output(path, (".gif",), "animations")
     labels = run.labels_for(n, label, every_class=True)
@@ -186,3 +183,20 @@ def animate(
         caption=caption(run, sampling, label),
     )
     return path
+
+
+def write_progress(snapshots: list[tuple[int, np.ndarray]], folder: Path) -> list[Path]:
+    """progress.png (samples at a few steps of training) and progress.gif (at every snapshot)."""
+    if not snapshots:
+        return []
+    prepare_folder(folder)
+    strip, gif = folder / "progress.png", folder / "progress.gif"
+    shown = frames.strip_of(snapshots)
+    plots.plot_snapshots([(f"step {s}", x) for s, x in shown], strip, title="samples during training (EMA weights)")
+    last = snapshots[-1][1]
+    lo, hi = np.percentile(last, [0.5, 99.5], axis=0)
+    pad = 0.15 * (hi - lo)
+    dims = [0, 1] if last.shape[1] > 1 else [0, 0]
+    limits = np.stack([lo[dims] - pad[dims], hi[dims] + pad[dims]], axis=1)
+    plots.write_gif([(f"training step {s}", x) for s, x in snapshots], gif, limits=limits)
+    return [strip, gif]

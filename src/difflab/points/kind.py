@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,42 +10,35 @@ import numpy as np
 import torch
 
 from difflab.checkpoint import atomic_write_bytes
-from difflab.config import SET_STEPS, TrainConfig
-from difflab.data.files import labels_to_ints, validate
+from difflab.config import TrainConfig
+from difflab.data.files import labels_from, validate
 from difflab.data.normalize import MinMaxScaler
 from difflab.data.source import load_points
 from difflab.data.toy import DATASETS, PointData
 from difflab.data.training_set import DataInfo, DataSource, TrainingSet, fingerprint
 from difflab.errors import UserError, setting
 from difflab.limits import require_memory
+from difflab.points.defaults import POINTS
 
 if TYPE_CHECKING:
-    from difflab.api import Run
+    from torch.utils.tensorboard import SummaryWriter
+
     from difflab.evaluation import Evaluation
-    from difflab.run import TrainedModel
+    from difflab.kind import RunView
+    from difflab.model import TrainedModel
     from difflab.sampling import Sampling
 
 
-def labels_from(values: Any, n: int) -> tuple[np.ndarray, list[str]]:
-    """Class labels given with an array: integers keep their numeric order, anything else is a name."""
-    raw = np.asarray(values)
-    if raw.shape != (n,):
-        raise UserError(f"labels must have one entry per item: expected shape ({n},), got {raw.shape}")
-    return labels_to_ints([str(v) for v in raw.tolist()])
-
-
 class PointKind:
-    """Points (N, D); see `difflab.kinds.Kind`."""
+    """Points (N, D); see `difflab.kind.Kind`."""
 
-    name = "points"
-    item_name = "points"
-    sample_suffixes = (".npy", ".csv")
+    defaults = POINTS
+
+    def absolute_spec(self, spec: str) -> str:
+        return spec if self.is_builtin(spec) else str(Path(spec).expanduser().absolute())
 
     def is_builtin(self, spec: str) -> bool:
         return spec in DATASETS
-
-    def defaults(self, spec: str) -> Mapping[str, Any]:
-        return {"steps": SET_STEPS[spec]} if spec in SET_STEPS else {}
 
     def load_spec(self, spec: str, cfg: TrainConfig) -> PointData:
         if self.is_builtin(spec):
@@ -67,7 +59,7 @@ class PointKind:
     def training_set(self, data: PointData, cfg: TrainConfig, spec: str) -> TrainingSet:
         """Fit the per-column [-1, 1] normalization; the run keeps a copy of the points."""
         scaler = MinMaxScaler.fit(data.x, spec)
-        info = DataInfo((data.x.shape[1],), scaler, data.class_names if cfg.conditional else None)
+        info = DataInfo((data.x.shape[1],), scaler, data.class_names if cfg.conditional else None, self.defaults.name)
         source = DataSource(spec, len(data.x), fingerprint(data.x, data.labels), stored=True)
         x = torch.as_tensor(scaler.transform(data.x), dtype=torch.float32)
         return TrainingSet(x, data.labels, info, source)
@@ -107,20 +99,34 @@ class PointKind:
             np.savetxt(buf, samples, delimiter=",", header=header, comments="", fmt="%.6g")
         atomic_write_bytes(path, buf.getvalue())
 
-    def evaluate(self, run: Run, sampling: Sampling, **options: Any) -> Evaluation:
+    def snapshot(self, model: TrainedModel, x: torch.Tensor) -> np.ndarray:
+        """Points in data units, float32."""
+        return model.to_data_units(x).astype(np.float32)
+
+    def log_snapshot(self, writer: SummaryWriter, snapshot: np.ndarray, step: int) -> None:
+        from difflab.points.plots import snapshot_figure
+
+        writer.add_figure("samples", snapshot_figure(snapshot, f"step {step}"), step)
+
+    def write_progress(self, snapshots: list[tuple[int, np.ndarray]], folder: Path) -> list[Path]:
+        from difflab.points.figures import write_progress
+
+        return write_progress(snapshots, folder)
+
+    def evaluate(self, run: RunView, sampling: Sampling, **options: Any) -> Evaluation:
         from difflab.points.evaluation import evaluate
 
         return evaluate(run, sampling, **options)
 
-    def plot(self, run: Run, folder: Path, sampling: Sampling, **options: Any) -> list[Path]:
+    def plot(self, run: RunView, folder: Path, sampling: Sampling, **options: Any) -> list[Path]:
         from difflab.points.figures import plot
 
         return plot(run, folder, sampling, **options)
 
-    def animate(self, run: Run, path: Path, sampling: Sampling, **options: Any) -> Path:
+    def animate(self, run: RunView, path: Path, sampling: Sampling, **options: Any) -> Path:
         from difflab.points.figures import animate
 
         return animate(run, path, sampling, **options)
 
-    def write(self, run: Run, text: str, sampling: Sampling, **options: Any) -> np.ndarray:
+    def write(self, run: RunView, text: str, sampling: Sampling, **options: Any) -> np.ndarray:
         raise UserError("write renders characters with an image run trained with conditional classes")

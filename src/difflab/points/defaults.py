@@ -1,0 +1,41 @@
+"""The point kind's defaults (see `difflab.defaults.KindDefaults`); why each value, in benchmarks/README.md."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+from difflab.defaults import KindDefaults, SamplingDefaults
+
+#: The full ancestral chain (best at full length); a respaced chain uses DPM-Solver++(2M) on quadratic
+#: timesteps (benchmarks/RESULTS-samplers.md); guidance 3 (benchmarks/guidance.py).
+SAMPLING = SamplingDefaults(
+    sampler="ddpm",
+    few_step_sampler="dpmpp_2m",
+    steps=None,
+    spacing="quadratic",
+    guidance=3.0,
+    clip=None,
+    chunk_size=10_000,
+)
+
+#: Built-in sets whose default budget is not TrainConfig's: where every seed of benchmarks/time_to_quality.py
+#: was sharp (benchmarks/RESULTS-speed.md, "Time to quality"). The other sets need all 15,000 steps.
+SET_STEPS = MappingProxyType({"parabola": 3000})
+
+POINTS = KindDefaults(
+    name="points",
+    item_name="points",
+    sampling=SAMPLING,
+    per_set=MappingProxyType({name: MappingProxyType({"steps": steps}) for name, steps in SET_STEPS.items()}),
+    evaluate_size=("n", 5000),
+    evaluate_draws=4,
+    plot_n=3000,
+    plot_n_means="points per panel",
+    animate_n=2000,
+    snapshot_n=1000,
+    sample_suffixes=(".npy", ".csv"),
+    catch_all=True,
+    array_ndims=(1, 2),
+    array_shape="points (N, D)",
+    item_ndims=(1,),
+)
