@@ -9,7 +9,7 @@ PIP := $(BIN)/python -m pip
 INSTALL := $(PIP) install --quiet --disable-pip-version-check -c constraints.txt
 DEMO := runs/demo
 
-.PHONY: demo test lint clean
+.PHONY: demo test check lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,12 @@ test: $(VENV)/.installed-test
 	tools/ensure-chromium >/dev/null
 	$(BIN)/ruff check src tests benchmarks examples tools
 	$(BIN)/python -m pytest -q
+
+# The inner loop: lint and the unit tests (under a minute); `make test` runs everything CI runs.
+check: $(VENV)/.installed-test
+	$(BIN)/ruff check src tests benchmarks examples tools
+	$(BIN)/ruff format --check src tests benchmarks examples tools
+	$(BIN)/python -m pytest -q tests/unit
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests benchmarks examples tools

@@ -8,6 +8,7 @@ import torch
 #: Rows of a pairwise-distance block (bounds memory; any size gives the same figures).
 BLOCK = 512
 
+
 def knn_radii(points: torch.Tensor, k: int) -> torch.Tensor:
     """Distance from each point to its k-th nearest other point of the same set."""
     if not 1 <= k < len(points):

@@ -12,150 +12,28 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, NoReturn, get_args, get_origin, get_type_hints
+from typing import Any
 
-from difflab.config import OPTION_HELP, TrainConfig, read_config_file
-from difflab.defaults import KindDefaults
+from difflab.cli_options import (
+    EVALUATE_SIZES,
+    EXIT_USER_ERROR,
+    Parser,
+    add_config_options,
+    add_machine_options,
+    add_sampling_options,
+    flag,
+    per_kind,
+    sampling_given,
+)
+from difflab.config import TrainConfig, read_config_file
 from difflab.errors import UserError, option_style
 from difflab.kinds import registered
-from difflab.types import ClipKind, DeviceChoice, SamplerName, Spacing, VarianceKind, choices
 from difflab.version import __version__
 
-EXIT_USER_ERROR = 2
 EXIT_ENVIRONMENT = 1
-
-
-def per_kind(describe: Callable[[KindDefaults], Any], kinds: Sequence[KindDefaults] | None = None) -> str:
-    """ "points 3, images 2": one default per kind of data, from the kinds' own tables (one value if all agree)."""
-    kinds = registered() if kinds is None else kinds
-    values = [(d.name, str(describe(d))) for d in kinds]
-    if len({v for _, v in values}) == 1:
-        return values[0][1]
-    return ", ".join(f"{name} {value}" for name, value in values)
-
-
-def _sampler_default(d: KindDefaults) -> str:
-    s = d.sampling
-    steps = "all" if s.steps is None else s.steps
-    few = f", {s.few_step_sampler} with --steps" if s.few_step_sampler != s.sampler else ""
-    return f"{s.sampler} over {steps} steps{few}"
-
-
-#: The options that size one evaluation draw; each kind of data uses one of them (`KindDefaults.evaluate_size`).
-EVALUATE_SIZES = {"n": "items per draw", "per_class": "samples per class and draw"}
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse that reports a usage error as one line and exit code 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see --help)\n")
-
-
-# --- argument groups ---
-
-
-def _add_config_options(p: argparse.ArgumentParser) -> None:
-    """One --option per TrainConfig field; values are validated by make_config, in one place."""
-    hints = get_type_hints(TrainConfig)
-    defaults = TrainConfig()
-    for f in fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        kind = hints[f.name]
-        default = str(getattr(defaults, f.name))
-        for data_kind in registered():
-            default += "".join(f"; {name} {v[f.name]}" for name, v in data_kind.per_set.items() if f.name in v)
-            if f.name in data_kind.training:
-                default += f"; {data_kind.name} {data_kind.training[f.name]}"
-        if kind is bool:
-            p.add_argument(
-                flag,
-                dest=f.name,
-                action=argparse.BooleanOptionalAction,
-                default=argparse.SUPPRESS,
-                help=f"{OPTION_HELP.get(f.name, '')} (default {default})".strip(),
-            )
-            continue
-        valid = f" {{{','.join(get_args(kind))}}}" if get_origin(kind) is not None else ""
-        p.add_argument(
-            flag,
-            dest=f.name,
-            default=argparse.SUPPRESS,
-            metavar=f.name.upper(),
-            help=f"{valid.strip()} {OPTION_HELP.get(f.name, '')} (default {default})".strip(),
-        )
-
-
-def _add_sampling_options(p: argparse.ArgumentParser, *, classes: bool = True) -> None:
-    p.add_argument(
-        "--sampler",
-        choices=choices(SamplerName),
-        default=None,
-        help="ddpm (ancestral), ddim, dpmpp_2m (DPM-Solver++ 2M), dpmpp_2m_sde (its stochastic form), dpmpp_3m "
-        f"(third order), heun (2K-1 model calls) (default: {per_kind(_sampler_default)})",
-    )
-    steps = per_kind(lambda d: "all" if d.sampling.steps is None else d.sampling.steps)
-    p.add_argument("--steps", type=int, default=None, help=f"respace to this many steps (default: {steps})")
-    p.add_argument(
-        "--spacing",
-        choices=choices(Spacing),
-        default=None,
-        help="which timesteps --steps keeps: trailing (equal strides back from T-1), linspace (an even grid from "
-        "T-1 down to 0), quadratic (denser at low noise; DDIM's), logsnr (even in log SNR) or karras (even in "
-        f"σ^(1/7)); all start at T-1 (default: {per_kind(lambda d: d.sampling.spacing)}; learned schedules trailing)",
-    )
-    p.add_argument("--eta", type=float, default=None, help="DDIM η: 0 deterministic (default), 1 ancestral-like")
-    p.add_argument(
-        "--variance",
-        choices=choices(VarianceKind),
-        default=None,
-        help="DDPM reverse variance: small (β̃), large (β), learned (default: the run's)",
-    )
-    if classes:
-        p.add_argument(
-            "--class",
-            dest="cls",
-            default=None,
-            help="class name (or index when no class name is an integer) to generate; "
-            "without it a conditional run samples unconditionally",
-        )
-    guidance = per_kind(lambda d: f"{d.sampling.guidance:g}")
-    p.add_argument(
-        "--guidance",
-        type=float,
-        default=None,
-        help="classifier-free guidance weight w in ε̃ = ε(x,∅) + w·(ε(x,c) − ε(x,∅)): 0 = unconditional, "
-        f"1 = plain conditional, >1 = more on-class but less diverse (default {guidance})",
-    )
-    p.add_argument(
-        "--clip",
-        choices=choices(ClipKind),
-        default=None,
-        help="predicted-x0 clipping at each step: none, clip to the data range, or dynamic thresholding "
-        f"(Saharia et al. 2022) (default: {per_kind(lambda d: d.sampling.clip or 'the run' + chr(39) + 's --clip')})",
-    )
-    chunk = per_kind(lambda d: d.sampling.chunk_size)
-    p.add_argument("--chunk-size", type=int, default=None, help=f"samples per batch, bounds memory (default {chunk})")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    _add_machine_options(p)
-
-
-def _add_machine_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", choices=choices(DeviceChoice), default=None, help="where to sample (default: cpu)")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (default 0: the cores that are free now)")
-
-
-def _sampling(args: argparse.Namespace) -> dict[str, Any]:
-    """The sampling options the user gave (None ones are left to the run's defaults)."""
-    keys = ("sampler", "steps", "spacing", "eta", "variance", "guidance", "clip", "chunk_size")
-    return {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
 
 
 # --- commands ---
@@ -206,7 +84,7 @@ def cmd_sample(args: argparse.Namespace) -> str:
     run = _load(args)
     kind = run.kind.defaults
     out = prepare_output(Path(args.out), kind.sample_suffixes, f"{kind.item_name} samples")
-    samples = run.sample(args.n, label=args.cls, seed=args.seed, **_sampling(args))
+    samples = run.sample(args.n, label=args.cls, seed=args.seed, **sampling_given(args))
     run.kind.write_samples(samples, out)
     shape = f"dimension {samples.shape[1]}" if samples.ndim == 2 else f"shape {tuple(samples.shape[1:])}"
     return f"wrote {len(samples)} {kind.item_name} of {shape} to {out}"
@@ -218,36 +96,35 @@ def cmd_evaluate(args: argparse.Namespace) -> str:
     size, _ = kind.evaluate_size
     for other in EVALUATE_SIZES:
         if other != size and getattr(args, other) is not None:
-            raise UserError(f"{kind.name} runs size a draw with {_flag(size)}, not {_flag(other)}")
+            raise UserError(f"{kind.name} runs size a draw with {flag(size)}, not {flag(other)}")
     n = getattr(args, size)
-    result = run.evaluate(n=n, draws=args.draws, label=args.cls, nll=args.nll, seed=args.seed, **_sampling(args))
+    result = run.evaluate(n=n, draws=args.draws, label=args.cls, nll=args.nll, seed=args.seed, **sampling_given(args))
     saved = f"\nwrote {run.path / 'eval.json'}" if run.path is not None else ""
     return result.summary() + saved
 
 
 def cmd_plot(args: argparse.Namespace) -> str:
     run = _load(args)
-    paths = run.plot(args.out, n=args.n, label=args.cls, seed=args.seed, **_sampling(args))
+    paths = run.plot(args.out, n=args.n, label=args.cls, seed=args.seed, **sampling_given(args))
     return f"wrote {', '.join(p.name for p in paths)} to {paths[0].parent}"
 
 
 def cmd_animate(args: argparse.Namespace) -> str:
     run = _load(args)
-    path = run.animate(args.out, n=args.n, frames=args.frames, label=args.cls, seed=args.seed, **_sampling(args))
+    path = run.animate(args.out, n=args.n, frames=args.frames, label=args.cls, seed=args.seed, **sampling_given(args))
     return f"wrote the denoising animation to {path}"
 
 
 def cmd_write(args: argparse.Namespace) -> str:
-    from difflab.images.pixels import save_png
     from difflab.limits import check_number
-    from difflab.outputs import prepare_output
+    from difflab.outputs import prepare_output, save_png
 
     scale = check_number("scale", args.scale)
     run = _load(args)
     if not run.kind.defaults.writes_text:
         raise UserError("write renders characters with an image run trained with --conditional")
     out = prepare_output(Path(args.out), (".png",), "rendered texts")
-    picture = run.write(args.text, seed=args.seed, **_sampling(args))
+    picture = run.write(args.text, seed=args.seed, **sampling_given(args))
     save_png(picture, out, scale=scale)
     return f"wrote {args.text!r} to {out}"
 
@@ -305,14 +182,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="run directory to create (or to continue, if it holds this config's run)")
     p.add_argument("--config", help="TOML/YAML/JSON file of options (command line wins)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
-    _add_config_options(p)
+    add_config_options(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("sample", help="draw samples from a trained run (points in data units, or images)")
     p.add_argument("run", help="run directory")
     p.add_argument("--n", type=int, default=10_000, help="number of samples (default 10000)")
     p.add_argument("--out", required=True, help="output file: .npy or .csv for points, .npy or .png for images")
-    _add_sampling_options(p)
+    add_sampling_options(p)
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser(
@@ -323,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     for size, what in EVALUATE_SIZES.items():
         sized = [d for d in registered() if d.evaluate_size[0] == size]
         default = ", ".join(f"{d.name} {d.evaluate_size[1]}" for d in sized) or "none"
-        p.add_argument(_flag(size), type=int, default=None, help=f"{what} (default {default})")
+        p.add_argument(flag(size), type=int, default=None, help=f"{what} (default {default})")
     draws = per_kind(lambda d: d.evaluate_draws)
     p.add_argument("--draws", type=int, default=None, help=f"independent sample draws (default {draws})")
     p.add_argument(
@@ -331,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="instead, the variational bound in bits/dim on fresh data (uses --steps, --variance)",
     )
-    _add_sampling_options(p)
+    add_sampling_options(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser(
@@ -345,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="folder for the PNGs (default RUN/plots)")
     shown = per_kind(lambda d: f"{d.plot_n} {d.plot_n_means}")
     p.add_argument("--n", type=int, default=None, help=f"items drawn for the figures (default {shown})")
-    _add_sampling_options(p)
+    add_sampling_options(p)
     p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser(
@@ -358,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="GIF path (default RUN/plots/denoising.gif)")
     p.add_argument("--n", type=int, default=None, help=f"items animated (default {per_kind(lambda d: d.animate_n)})")
     p.add_argument("--frames", type=int, default=40, help="frames before the final one (default 40)")
-    _add_sampling_options(p)
+    add_sampling_options(p)
     p.set_defaults(func=cmd_animate)
 
     p = sub.add_parser("write", help="render text with a class-conditional character model")
@@ -366,13 +243,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("text", help='the text, e.g. "HELLO 42"; spaces are blank cells')
     p.add_argument("--out", required=True, help="output .png")
     p.add_argument("--scale", type=int, default=3, help="pixel enlargement (default 3)")
-    _add_sampling_options(p, classes=False)
+    add_sampling_options(p, classes=False)
     p.set_defaults(func=cmd_write)
 
     p = sub.add_parser("report", help="write RUN/report.html: config, data, timings, loss, evaluation, figures")
     p.add_argument("run", help="run directory")
     p.add_argument("--no-figures", action="store_true", help="do not draw figures when RUN/plots has none")
-    _add_machine_options(p)
+    add_machine_options(p)
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("compare", help="the options that differ between runs, next to their evaluations")

@@ -1,12 +1,21 @@
-"""Checking an output path before any work is done, so minutes of sampling are never lost to a typo."""
+"""Output files: paths checked before any work is done (so minutes of sampling are never lost to a typo), and
+pictures written as PNG."""
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import numpy as np
+
+from difflab.checkpoint import atomic_write_bytes
 from difflab.errors import UserError
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 
 def prepare_output(path: Path, suffixes: tuple[str, ...], what: str) -> Path:
@@ -35,3 +44,18 @@ def prepare_folder(folder: Path) -> Path:
     except OSError as e:
         raise UserError(f"cannot write to {folder} ({e.strerror or e})") from None
     return folder
+
+
+def to_pil(picture: np.ndarray, scale: int = 1) -> Image.Image:
+    """(H, W, C) uint8 → a Pillow image, optionally enlarged with nearest-neighbour pixels."""
+    from PIL import Image
+
+    image = Image.fromarray(picture[..., 0] if picture.shape[2] == 1 else picture)
+    return image.resize((image.width * scale, image.height * scale), Image.NEAREST) if scale > 1 else image
+
+
+def save_png(picture: np.ndarray, path: Path, scale: int = 2) -> None:
+    """Write an (H, W, C) uint8 picture as PNG, atomically, each pixel enlarged to `scale` × `scale`."""
+    buf = io.BytesIO()
+    to_pil(picture, scale).save(buf, format="PNG")
+    atomic_write_bytes(path, buf.getvalue())

@@ -10,7 +10,7 @@ import torch
 
 from difflab.distributed import resolve_device
 from difflab.errors import UserError
-from difflab.trainer import autocast_dtype
+from difflab.training_step import autocast_dtype
 from tests.helpers import tiny_trainer
 
 

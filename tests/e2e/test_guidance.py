@@ -16,7 +16,8 @@ from difflab.denoiser import Denoiser, Guided, clip_x0
 from difflab.errors import UserError
 from difflab.metrics import nearest_neighbour_labels
 from difflab.schedule import make_schedule
-from difflab.trainer import Trainer, prepare_labels
+from difflab.trainer import Trainer
+from difflab.training_step import prepare_labels
 
 SCHEDULE = make_schedule("cosine", 50)
 NULL = 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflab
 from difflab.config import make_config
-from difflab.trainer import lr_at
+from difflab.training_step import lr_at
 
 SMALL = {"hidden": 64, "depth": 2, "n_data": 4000, "batch_size": 256, "timesteps": 100, "checkpoint_every": 10_000}
 

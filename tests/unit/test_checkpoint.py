@@ -14,7 +14,7 @@ from difflab.api import load
 from difflab.data.order import EpochOrder
 from difflab.errors import UserError
 from difflab.run import CONFIG, MODEL, latest_checkpoint_dir, read_checkpoint, read_metrics, read_run_record
-from difflab.trainer import ema_update
+from difflab.training_step import ema_update
 from tests.helpers import assert_identical, crash_at_step_7, final_state, tiny_trainer
 
 

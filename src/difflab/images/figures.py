@@ -19,10 +19,10 @@ import difflab.frames as frame_choice
 from difflab.checkpoint import atomic_write_bytes
 from difflab.errors import UserError
 from difflab.images.defaults import IMAGES
-from difflab.images.pixels import PAD, from_uint8, labelled, save_picture, tile, to_pil, to_uint8
+from difflab.images.pixels import PAD, from_uint8, labelled, save_picture, tile, to_uint8
 from difflab.images.sets import image_sets
 from difflab.limits import check_number
-from difflab.outputs import prepare_folder, prepare_output
+from difflab.outputs import prepare_folder, prepare_output, to_pil
 from difflab.process import q_sample
 
 if TYPE_CHECKING:

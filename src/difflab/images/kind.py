@@ -17,8 +17,9 @@ from difflab.data.images import ImageData
 from difflab.data.training_set import DataInfo, DataSource, TrainingSet, fingerprint
 from difflab.errors import UserError
 from difflab.images.defaults import IMAGES
-from difflab.images.pixels import PIXEL_SCALER, save_png, tile, to_uint8, to_unit, unit_to_uint8
+from difflab.images.pixels import PIXEL_SCALER, tile, to_uint8, to_unit, unit_to_uint8
 from difflab.images.sets import image_copy, split
+from difflab.outputs import save_png
 
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter

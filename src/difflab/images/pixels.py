@@ -50,19 +50,6 @@ def tile(images: np.ndarray, cols: int, pad: int = PAD) -> np.ndarray:
     return out
 
 
-def to_pil(mosaic: np.ndarray, scale: int = 1) -> Image.Image:
-    """(H, W, C) uint8 → a Pillow image, optionally enlarged with nearest-neighbour pixels."""
-    im = Image.fromarray(mosaic[..., 0] if mosaic.shape[2] == 1 else mosaic)
-    return im.resize((im.width * scale, im.height * scale), Image.NEAREST) if scale > 1 else im
-
-
-def save_png(mosaic: np.ndarray, path: Path, scale: int = 2) -> None:
-    """Write a mosaic as PNG, atomically."""
-    buf = io.BytesIO()
-    to_pil(mosaic, scale).save(buf, format="PNG")
-    atomic_write_bytes(path, buf.getvalue())
-
-
 def font(size: int = 12) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     """Pillow's bundled font at `size` pixels (no system fonts needed)."""
     try:
