@@ -19,7 +19,7 @@ from difflab.version import __version__
 
 if TYPE_CHECKING:
     from difflab.api import Run, load, train
-    from difflab.compare import Comparison, compare
+    from difflab.comparison import Comparison, compare
     from difflab.config import TrainConfig
     from difflab.data.catalog import dataset, datasets
     from difflab.data.toy import PointData
@@ -31,8 +31,8 @@ _EXPORTS = {
     "train": "difflab.api",
     "load": "difflab.api",
     "Run": "difflab.api",
-    "compare": "difflab.compare",
-    "Comparison": "difflab.compare",
+    "compare": "difflab.comparison",
+    "Comparison": "difflab.comparison",
     "TrainConfig": "difflab.config",
     "SamplingOptions": "difflab.sampling",
     "Sampling": "difflab.sampling",
@@ -64,9 +64,15 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """Load an exported name, or a submodule (`difflab.schedule`), on first use."""
+    """Load an exported name, or a submodule (`difflab.schedule`), on first use.
+
+    An exported name is bound in the package once loaded. No submodule has an exported name (the comparison
+    lives in `difflab.comparison`), so importing a submodule never replaces `difflab.compare` by a module.
+    """
     if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
     try:
         return importlib.import_module(f"difflab.{name}")
     except ModuleNotFoundError as e:

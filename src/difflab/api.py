@@ -21,10 +21,11 @@ import difflab.distributed as distributed
 import difflab.session as session
 from difflab.config import TrainConfig
 from difflab.data.training_set import DataInfo, DataSource
-from difflab.errors import UserError
+from difflab.errors import UserError, setting
 from difflab.evaluation import EVAL, Evaluation
 from difflab.kind import Kind
 from difflab.kinds import kind_for_info
+from difflab.limits import check_flag, check_number, check_path
 from difflab.model import TrainedModel, model_from_weights
 from difflab.run import (
     CONFIG,
@@ -231,6 +232,8 @@ class Run:
         Further sampling options (clip, eta, variance, chunk_size) go in `options`.
         """
         sampling = self.resolve(sampler=sampler, steps=steps, spacing=spacing, guidance=guidance, **options)
+        n, seed = check_number("n", n), check_number("seed", seed)
+        progress = check_flag("progress", progress, optional=True)
         self.to(device)
         x = self.draw(n, sampling, labels=self.labels_for(n, label), seed=seed, progress=progress)
         return self.kind.output(self.model, x)
@@ -256,6 +259,8 @@ class Run:
         requested class's accuracy under a classifier trained on the real images, and the Fréchet distance in
         its feature space next to its floor. Written to RUN/eval.json when the run has a directory (`save`).
         """
+        nll, save = check_flag("nll", nll), check_flag("save", save)
+        progress = check_flag("progress", progress, optional=True)
         self.to(device)
         if nll:  # the bound belongs to the ancestral chain, also when it is respaced
             sampling.setdefault("sampler", "ddpm")
@@ -289,6 +294,7 @@ class Run:
         A conditional run's samples are spread over its classes, or all of class `label`.
         """
         folder = self._output_folder(out, "plots")
+        progress = check_flag("progress", progress, optional=True)
         self.to(device)
         resolved = self.resolve(**sampling)
         return self.kind.plot(self, folder, resolved, n=n, label=label, seed=seed, progress=progress)
@@ -310,11 +316,11 @@ class Run:
             if self.path is None:
                 raise UserError("this run has no directory: give animate an output path")
             out = self.path / "plots" / "denoising.gif"
+        path = check_path("out", out)
+        progress = check_flag("progress", progress, optional=True)
         self.to(device)
         resolved = self.resolve(**sampling)
-        return self.kind.animate(
-            self, Path(out), resolved, n=n, frames=frames, label=label, seed=seed, progress=progress
-        )
+        return self.kind.animate(self, path, resolved, n=n, frames=frames, label=label, seed=seed, progress=progress)
 
     def write(
         self,
@@ -326,12 +332,15 @@ class Run:
         **sampling: Any,
     ) -> np.ndarray:
         """Render `text` with one class-conditional sample per character (image runs); returns (H, W, C) uint8."""
+        if not isinstance(text, str):
+            raise UserError(f"invalid {setting('text', text, quoted=True)}; expected a string")
+        progress = check_flag("progress", progress, optional=True)
         self.to(device)
         return self.kind.write(self, text, self.resolve(**sampling), seed=seed, progress=progress)
 
     def _output_folder(self, out: str | Path | None, default: str) -> Path:
         if out is not None:
-            return Path(out)
+            return check_path("out", out)
         if self.path is None:
             raise UserError(f"this run has no directory: give an output folder for the {default}")
         return self.path / default
@@ -340,20 +349,21 @@ class Run:
         """Write RUN/report.html: config, data, timings, loss, evaluation with spread, every figure (one file)."""
         from difflab.report import write_report
 
-        return write_report(self, figures=figures, progress=progress)
+        figures = check_flag("figures", figures)
+        return write_report(self, figures=figures, progress=check_flag("progress", progress, optional=True))
 
     def export(self, folder: str | Path) -> Path:
         """Write a diffusers scheduler config and the network (see `difflab.export`); returns the folder."""
         from difflab.export import export_diffusers
 
-        return export_diffusers(self, Path(folder))
+        return export_diffusers(self, check_path("folder", folder))
 
     # --- persistence and more training ---
     def save(self, path: str | Path) -> Run:
         """Write an in-memory run as a run directory (config, data copy, checkpoint, log) and return it loaded."""
         if self._checkpoint is None:
             raise UserError(f"this run already lives in {self.path}; copy that folder instead")
-        target = Path(path)
+        target = check_path("path", path)
         if (target / CONFIG).exists():
             raise UserError(f"{target} already holds a run; save into a new folder")
         record = RunRecord(self.config, self.info, self.source)
@@ -375,6 +385,7 @@ class Run:
         Only options that say how to run may change (steps, log_every, checkpoint_every, sample_every,
         tensorboard, device, threads, compile); the run's data must be unchanged.
         """
+        progress = check_flag("progress", progress, optional=True)
         cfg = session.resumed_config(self.config, changes)
         kind = self.kind
         data = kind.from_copy(self.data_copy()) if self.source.stored else kind.load_spec(cfg.data, cfg)
@@ -409,13 +420,15 @@ def train(
     nothing (`Run.save` writes it later); with `out`, a folder that already holds this run's config
     continues from its last checkpoint. `progress`: a bar in a terminal or notebook by default.
     """
+    folder = None if out is None else check_path("out", out)
+    progress = check_flag("progress", progress, optional=True)
     prepared = session.prepare(data, labels, options)
-    return Run.of(session.fit(prepared, Path(out) if out is not None else None, progress=progress))
+    return Run.of(session.fit(prepared, folder, progress=progress))
 
 
 def load(path: str | Path, *, device: DeviceChoice | str | None = None) -> Run:
     """Load a run directory written by `difflab train` (or `Run.save`): the EMA weights, ready to sample."""
-    run_dir = Path(path)
+    run_dir = check_path("path", path)
     record = read_run_record(run_dir)
     weights, step = read_sampling_weights(run_dir)
     model = model_from_weights(record.cfg, record.info, weights, str(run_dir))

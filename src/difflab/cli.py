@@ -10,6 +10,8 @@ ends in one line on stderr and exit code 2; heavy modules are imported only afte
 from __future__ import annotations
 
 import argparse
+import errno
+import math
 import sys
 import warnings
 from collections.abc import Sequence
@@ -34,6 +36,10 @@ from difflab.kinds import registered
 from difflab.version import __version__
 
 EXIT_ENVIRONMENT = 1
+#: OS errors that say a path the user gave cannot be used (too long, under a file, not allowed, read-only).
+PATH_ERRORS = frozenset(
+    {errno.ENAMETOOLONG, errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.EACCES, errno.EPERM, errno.EROFS}
+)
 
 
 # --- commands ---
@@ -79,12 +85,15 @@ def _load(args: argparse.Namespace) -> Any:
 
 
 def cmd_sample(args: argparse.Namespace) -> str:
+    from difflab.limits import check_number, require_disk
     from difflab.outputs import prepare_output
 
     run = _load(args)
     kind = run.kind.defaults
     out = prepare_output(Path(args.out), kind.sample_suffixes, f"{kind.item_name} samples")
-    samples = run.sample(args.n, label=args.cls, seed=args.seed, **sampling_given(args))
+    n = check_number("n", args.n)
+    require_disk(16.0 * n * math.prod(run.info.shape), out.parent, f"writing {n} {kind.item_name}")
+    samples = run.sample(n, label=args.cls, seed=args.seed, **sampling_given(args))
     run.kind.write_samples(samples, out)
     shape = f"dimension {samples.shape[1]}" if samples.ndim == 2 else f"shape {tuple(samples.shape[1:])}"
     return f"wrote {len(samples)} {kind.item_name} of {shape} to {out}"
@@ -135,7 +144,7 @@ def cmd_report(args: argparse.Namespace) -> str:
 
 
 def cmd_compare(args: argparse.Namespace) -> str:
-    from difflab.compare import compare, write_html
+    from difflab.comparison import compare, write_html
 
     comparison = compare(args.runs, evaluate=args.evaluate, seed=args.seed)
     if args.html:
@@ -319,7 +328,11 @@ def _main(argv: Sequence[str] | None) -> int:
                 print(f"{command}: {e}; continue with: difflab train --resume {e.where}", file=sys.stderr)
             return 128 + e.signum
         if isinstance(e, OSError):
-            print(f"{command}: error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}", file=sys.stderr)
+            where = f"{e.filename}: " if e.filename else ""
+            if e.errno in PATH_ERRORS:  # the path the user gave cannot be used: their input, exit 2
+                print(f"{command}: error: {where}{e.strerror}; choose another path", file=sys.stderr)
+                return EXIT_USER_ERROR
+            print(f"{command}: error: {where}{e.strerror or e}", file=sys.stderr)
             return EXIT_ENVIRONMENT
         raise
     return 0

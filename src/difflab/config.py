@@ -208,15 +208,51 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise UserError(f"{path}: cannot read config file ({e.strerror or e})") from None
     try:
         if path.suffix == ".toml":
-            raw = tomllib.loads(text)
+            raw = tomllib.loads(text)  # TOML itself refuses a key given twice
         elif path.suffix == ".json":
-            raw = json.loads(text)
+            raw = json.loads(text, object_pairs_hook=_unique_keys)
         else:
-            raw = yaml.safe_load(text) or {}
+            raw = yaml.load(text, Loader=_UniqueKeyLoader) or {}
     except (tomllib.TOMLDecodeError, yaml.YAMLError, json.JSONDecodeError, RecursionError, ValueError) as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise UserError(f"{path}: cannot parse config ({first})") from None
     if not isinstance(raw, dict):
         raise UserError(f"{path}: config must be a table of option = value")
     _check_size(raw, path)
-    return {str(k).replace("-", "_"): v for k, v in raw.items()}
+    options: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = str(key).replace("-", "_")
+        if name in options:
+            raise UserError(f"{path}: option {name} is given twice ({key!r} and another spelling)")
+        if name not in OPTION_NAMES:
+            hint = f"; give --{name.replace('_', '-')} on the command line" if name in COMMAND_LINE_ONLY else ""
+            raise UserError(f"{path}: {key!r} is not a training option{hint} (see difflab train --help)")
+        options[name] = value
+    return options
+
+
+#: What `difflab train` takes on its command line but never from a config file.
+COMMAND_LINE_ONLY = frozenset({"out", "resume", "config"})
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are all different (json itself keeps the last of two)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"key {key!r} is given twice")
+        out[key] = value
+    return out
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a mapping with a key given twice (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} is given twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)

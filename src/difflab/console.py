@@ -4,6 +4,19 @@ from __future__ import annotations
 
 import signal
 import sys
+from types import FrameType
+
+#: How soon an interrupt that arrived inside an import is delivered again (seconds).
+RETRY_S = 0.01
+
+
+def _inside_import(frame: FrameType | None) -> bool:
+    """True while Python's import machinery is on the stack (a module is being loaded)."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def main() -> int:
@@ -11,16 +24,25 @@ def main() -> int:
 
     A process started in the background by a shell inherits SIGINT as *ignored*, and Python keeps it so; putting
     that disposition back after the import let a Ctrl-C between the import and the trainer's own handler vanish
-    (training went on for minutes). A Ctrl-C that lands inside a large import (torch) can surface as another
-    exception from the half-imported module, so any failure of the import after an interrupt counts as it.
+    (training went on for minutes). A KeyboardInterrupt raised inside an import is not safe either: an import
+    callback swallows it ("Exception ignored in ..."), and inside a C++ extension's module code (torch) it
+    aborts the process. So an interrupt that lands inside an import is delivered again, by a timer, once the
+    import has finished.
     """
     interrupted: list[int] = []
 
-    def on_interrupt(signum: int, frame: object) -> None:
+    def on_interrupt(signum: int, frame: FrameType | None) -> None:
         interrupted.append(signum)
+        if _inside_import(frame):
+            signal.setitimer(signal.ITIMER_REAL, RETRY_S)
+            return
         raise KeyboardInterrupt
 
+    def on_retry(signum: int, frame: FrameType | None) -> None:
+        on_interrupt(signal.SIGINT, frame)
+
     previous = signal.signal(signal.SIGINT, on_interrupt)
+    previous_alarm = signal.signal(signal.SIGALRM, on_retry)
     try:
         try:
             from difflab.cli import main as cli_main
@@ -31,4 +53,6 @@ def main() -> int:
             raise
         return cli_main()
     finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous_alarm)
         signal.signal(signal.SIGINT, previous)

@@ -7,6 +7,7 @@ with code 2; the Python API raises it. Messages name options through `option` an
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -35,8 +36,21 @@ def option(name: str) -> str:
     return "--" + name.replace("_", "-") if _STYLE.get() == "flag" else name
 
 
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 60
+_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = _SHORT.maxset = 6
+
+
+def short(value: object) -> str:
+    """A repr of at most about 60 characters: a message names a value, it never prints a whole array or frame."""
+    shape = getattr(value, "shape", None)
+    if shape is not None and not isinstance(value, (int, float, str)) and len(tuple(shape)) > 0:
+        return f"<{type(value).__name__} of shape {tuple(shape)}>"
+    return _SHORT.repr(value)
+
+
 def setting(name: str, value: object, *, quoted: bool = False) -> str:
     """An option with its value: `--steps 10` on the command line, `steps=10` in Python (`quoted`: repr on both)."""
     if _STYLE.get() == "flag":
-        return f"{option(name)} {value!r}" if quoted else f"{option(name)} {value}"
-    return f"{name}={value!r}"
+        return f"{option(name)} {short(value)}" if quoted else f"{option(name)} {str(value)[:60]}"
+    return f"{name}={short(value)}"

@@ -24,7 +24,7 @@ from difflab.checkpoint import atomic_write_json, atomic_write_text, load_weight
 from difflab.errors import UserError
 from difflab.kinds import kind_for_info
 from difflab.model import TrainedModel, model_from_weights
-from difflab.outputs import prepare_folder
+from difflab.outputs import prepare_folder, refuse_file_on_the_way
 from difflab.process import x0_eps_from
 from difflab.run import RunRecord, read_run_record
 from difflab.version import __version__
@@ -90,6 +90,7 @@ classifier-free guidance (call `net(x, t, class_labels=c)` and `net(x, t)` and c
 
 def export_diffusers(run: RunView, folder: Path) -> Path:
     """Write the run as a diffusers scheduler config plus the network; returns `folder`."""
+    refuse_file_on_the_way(folder)
     if folder.exists() and any(folder.iterdir()):
         raise UserError(f"{folder} is not empty; export into a new folder")
     prepare_folder(folder / SCHEDULER)

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from difflab.errors import UserError, setting
 
@@ -29,10 +33,10 @@ class Bound:
     hi_open: bool = False
 
     def describe(self) -> str:
-        """ "at least 1", "in (0, 10]", ...: the bound as a reader would say it."""
-        lo, hi = (f"{int(v)}" if self.kind is int else f"{v:g}" for v in (self.lo, self.hi))
-        if self.hi >= BIG:
-            return f"above {lo}" if self.lo_open else f"at least {lo}"
+        """ "from 1 to 1,000,000,000", "in (0, 10]", ...: the whole allowed range, as a reader would say it."""
+        lo, hi = (f"{int(v):,}" if self.kind is int else f"{v:g}" for v in (self.lo, self.hi))
+        if self.kind is int and not self.lo_open and not self.hi_open:
+            return f"from {lo} to {hi}"
         left = "(" if self.lo_open else "["
         right = ")" if self.hi_open else "]"
         return f"in {left}{lo}, {hi}{right}"
@@ -81,8 +85,10 @@ def check_number(name: str, value: Any, bound: Bound | None = None) -> Any:
     """`value` as the option's type if it is finite and within its bound; else a UserError naming the option."""
     bound = bound or BOUNDS[name]
     what = "an integer" if bound.kind is int else "a number"
-    if isinstance(value, bool):
+    if isinstance(value, (bool, np.bool_)):
         raise UserError(f"invalid {setting(name, value, quoted=True)}; expected {what}")
+    if isinstance(value, np.generic) and value.ndim == 0:
+        value = value.item()  # numpy scalars count as the Python numbers they hold
     if bound.kind is int:
         if isinstance(value, float) and value.is_integer() and math.isfinite(value):
             value = int(value)
@@ -95,6 +101,8 @@ def check_number(name: str, value: Any, bound: Bound | None = None) -> Any:
             raise UserError(f"invalid {setting(name, value, quoted=True)}; expected an integer")
     else:
         try:
+            if isinstance(value, (list, tuple, dict, set)) or hasattr(value, "shape"):
+                raise TypeError
             value = float(value)
         except (TypeError, ValueError, OverflowError):
             raise UserError(f"invalid {setting(name, value, quoted=True)}; expected a number") from None
@@ -103,6 +111,23 @@ def check_number(name: str, value: Any, bound: Bound | None = None) -> Any:
     if not bound.contains(value):
         raise UserError(f"invalid {setting(name, value, quoted=True)}; must be {bound.describe()}")
     return value
+
+
+def check_path(name: str, value: Any) -> Path:
+    """A path argument as a `Path`: a non-empty str or os.PathLike without NUL bytes; else a UserError naming it."""
+    if isinstance(value, (str, os.PathLike)):
+        text = os.fspath(value)
+        if isinstance(text, str) and text and "\x00" not in text:
+            return Path(text)
+    raise UserError(f"invalid {setting(name, value, quoted=True)}; expected a path (a str or pathlib.Path)")
+
+
+def check_flag(name: str, value: Any, *, optional: bool = False) -> Any:
+    """A true/false argument (None too when `optional`); else a UserError naming it."""
+    if isinstance(value, (bool, np.bool_)) or (optional and value is None):
+        return None if value is None else bool(value)
+    expected = "True, False or None" if optional else "True or False"
+    raise UserError(f"invalid {setting(name, value, quoted=True)}; expected {expected}")
 
 
 def available_memory() -> int:
@@ -125,6 +150,19 @@ def require_memory(needed: float, what: str) -> None:
     free = available_memory()
     if needed > free:
         raise UserError(f"{what} needs about {_size(needed)} of memory; this machine has {_size(free)} available")
+
+
+def require_disk(needed: float, folder: Path, what: str) -> None:
+    """Refuse to write more than the file system under `folder` has free, before any of it is computed."""
+    existing = next((p for p in [folder, *folder.parents] if p.exists()), None)
+    if existing is None:
+        return
+    try:
+        free = shutil.disk_usage(existing).free
+    except OSError:
+        return
+    if needed > free:
+        raise UserError(f"{what} needs about {_size(needed)} of disk in {folder}; {_size(free)} is free there")
 
 
 def _size(n: float) -> str:

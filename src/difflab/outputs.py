@@ -29,13 +29,20 @@ def prepare_output(path: Path, suffixes: tuple[str, ...], what: str) -> Path:
     return path
 
 
-def prepare_folder(folder: Path) -> Path:
-    """Create `folder` if needed and check that files can be created in it."""
+def refuse_file_on_the_way(folder: Path) -> None:
+    """A UserError when `folder`, or the first of its parents that exists, is a file rather than a folder."""
     for parent in [folder, *folder.parents]:
         if parent.exists() and not parent.is_dir():
+            if parent == folder:
+                raise UserError(f"{folder}: is a file, not a folder; choose another path")
             raise UserError(f"{parent}: is a file, so {folder} cannot be a folder")
         if parent.exists():
-            break
+            return
+
+
+def prepare_folder(folder: Path) -> Path:
+    """Create `folder` if needed and check that files can be created in it."""
+    refuse_file_on_the_way(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=folder, prefix=".difflab-probe.", suffix=".tmp")

@@ -43,6 +43,7 @@ from difflab.checkpoint import (
 from difflab.config import TrainConfig, make_config
 from difflab.data.training_set import DataInfo, DataSource
 from difflab.errors import UserError
+from difflab.outputs import refuse_file_on_the_way
 from difflab.training_state import Checkpoint
 from difflab.version import __version__
 
@@ -107,6 +108,8 @@ def check_format(path: Path, raw: Any) -> None:
 def read_run_record(run_dir: Path) -> RunRecord:
     """Read and validate config.json of a run directory."""
     path = run_dir / CONFIG
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"{run_dir}: is a file, not a run directory")
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: run directory not found")
     if not path.is_file():
@@ -239,6 +242,7 @@ class RunLock:
 
     def acquire(self) -> None:
         path = self.run_dir / LOCK
+        refuse_file_on_the_way(self.run_dir)
         try:
             self.created = not self.run_dir.exists()
             self.run_dir.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ from difflab.data.training_set import DataSource, TrainingSet
 from difflab.errors import UserError, option, setting
 from difflab.kind import Kind
 from difflab.kinds import kind_for_array, kind_for_spec
-from difflab.limits import require_memory
+from difflab.limits import require_disk, require_memory
 from difflab.model import TrainedModel, model_from_weights, training_bytes
 from difflab.run import CONFIG, RunLock, RunRecord, RunStore, read_run_record
 from difflab.threads import torch_threads
@@ -105,6 +105,8 @@ def fit(
 ) -> Trained:
     """Train into `out` (or memory), continuing what is there; the one training path of the API and the CLI."""
     cfg, training_set, data = prepared.cfg, prepared.training_set, prepared.data
+    if out is not None and data is not None:
+        require_disk(sum(a.nbytes for a in data.values()), out, "the run's copy of its data")
     world, device = distributed.start(cfg.device)
     lock = RunLock(out) if out is not None and world.is_main else None
     try:

@@ -109,7 +109,7 @@ def test_data_from_a_file_a_name_and_a_tensor(tmp_path: Path) -> None:
     [
         (lambda: difflab.train(np.zeros((4, 2, 2))), "expected points (N, D) or images (N, C, H, W)"),
         (lambda: difflab.train(np.zeros((10, 2)), labels=[1, 2]), "one entry per item"),
-        (lambda: difflab.train("moons", steps=0), "invalid steps=0; must be at least 1"),
+        (lambda: difflab.train("moons", steps=0), "invalid steps=0; must be from 1 to 1,000,000,000"),
         (lambda: difflab.train("moons", wings=2), "unknown option(s) wings"),
         (lambda: difflab.train("moons", labels=[1]), "labels go with an array"),
         (lambda: difflab.train(np.full((10, 2), np.nan)), "non-finite value"),

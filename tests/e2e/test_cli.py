@@ -122,12 +122,12 @@ BAD_COMMANDS = {
     "unknown schedule": (lambda p: ["train", "--schedule", "quad", "--out", str(p / "o")], "cosine"),
     "bad int": (lambda p: ["train", "--steps", "ten", "--out", str(p / "o")], "integer"),
     "nan lr": (lambda p: ["train", "--lr", "nan", "--out", str(p / "o")], "finite"),
-    "zero steps": (lambda p: ["train", "--steps", "0", "--out", str(p / "o")], "at least 1"),
+    "zero steps": (lambda p: ["train", "--steps", "0", "--out", str(p / "o")], "must be from 1 to 1,000,000,000"),
     "unknown flag": (lambda p: ["train", "--colour", "red"], "unrecognized"),
     "unknown command": (lambda p: ["fly"], "invalid choice"),
     "config unknown key": (
         lambda p: ["train", "--config", _write(p / "c.toml", "wings = 2\n"), "--out", "o"],
-        "unknown option",
+        "'wings' is not a training option",
     ),
     "config unparsable": (
         lambda p: ["train", "--config", _write(p / "c.toml", "steps = = 2\n"), "--out", "o"],

@@ -146,7 +146,7 @@ def test_few_shot_all_labels_and_errors():
     assert prepare_labels(labels, make_config({}), null_label=2) is None
     with pytest.raises(UserError, match="needs labels"):
         prepare_labels(None, make_config({"conditional": True}), null_label=2)
-    with pytest.raises(UserError, match="invalid labelled=-2; must be at least -1"):
+    with pytest.raises(UserError, match="invalid labelled=-2; must be from -1 to 1,000,000,000"):
         make_config({"labelled": -2, "conditional": True})
     with pytest.raises(UserError, match="labelled keeps some class labels, so it needs conditional"):
         make_config({"labelled": 10})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from difflab.data.image_source import IMAGE_SETS
 from difflab.data.toy import DATASETS, PointData, builtin
-from difflab.errors import UserError
+from difflab.errors import UserError, short
 from difflab.limits import check_number, require_memory
 
 
@@ -15,8 +15,8 @@ def datasets() -> dict[str, str]:
 
 def dataset(name: str, n: int = 10_000, seed: int = 0) -> PointData:
     """`n` fresh i.i.d. points of a built-in point dataset (x in data units, labels and class names if any)."""
-    if name not in DATASETS:
-        raise UserError(f"unknown dataset {name!r}; built-in point sets: {', '.join(DATASETS)}")
+    if not isinstance(name, str) or name not in DATASETS:
+        raise UserError(f"unknown dataset {short(name)}; built-in point sets: {', '.join(DATASETS)}")
     n = check_number("n", n)
     require_memory(n * 200.0, f"{n} points")
     return builtin(name, n, check_number("seed", seed))

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from difflab.data.toy import PointData
-from difflab.errors import UserError
+from difflab.errors import UserError, short
+from difflab.limits import require_memory
 
 LABEL_COLUMN = "label"
 MAX_COLUMNS = 1 << 16
@@ -42,12 +45,18 @@ def labels_to_ints(raw: list[str]) -> tuple[np.ndarray, list[str]]:
     return np.array([index[s] for s in raw], dtype=np.int64), names
 
 
-def labels_from(values: object, n: int) -> tuple[np.ndarray, list[str]]:
+def labels_from(values: Any, n: int) -> tuple[np.ndarray, list[str]]:
     """Class labels given with an array: integers keep their numeric order, anything else is a name."""
-    raw = np.asarray(values)
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__len__"):
+        raise UserError(f"labels must be a list or array with one class per item, got {short(values)}")
+    raw = np.asarray(values, dtype=object) if not isinstance(values, np.ndarray) else values
     if raw.shape != (n,):
         raise UserError(f"labels must have one entry per item: expected shape ({n},), got {raw.shape}")
-    return labels_to_ints([str(v) for v in raw.tolist()])
+    items = raw.tolist()
+    for row, value in enumerate(items):
+        if value is None or (isinstance(value, float) and not math.isfinite(value)) or not str(value).strip():
+            raise UserError(f"labels: item {row} has no class ({short(value)}); every item needs one")
+    return labels_to_ints([str(v) for v in items])
 
 
 def read_csv(path: Path) -> PointData:
@@ -93,8 +102,32 @@ def read_csv(path: Path) -> PointData:
     return PointData(values, labels, names)
 
 
+def _check_npy_size(path: Path) -> None:
+    """Refuse a .npy file whose header promises more data than the file holds, and a plain array whose data would
+    not fit in memory, before reading it (a damaged header is np.load's to report)."""
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            fmt = np.lib.format
+            shape, _, dtype = (fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0)(f)
+            start = f.tell()
+        size = path.stat().st_size
+    except (OSError, ValueError, SyntaxError, TypeError, AttributeError):
+        return
+    if dtype.hasobject:
+        return
+    expected = math.prod(shape) * dtype.itemsize
+    if size - start < expected:
+        raise UserError(
+            f"{path}: truncated .npy file: its header promises shape {shape} ({expected:,} data bytes) but "
+            f"{size - start:,} follow"
+        )
+    require_memory(3.0 * expected, f"reading {path}")
+
+
 def read_npy(path: Path) -> PointData:
     """Read a .npy array of shape (N, D) (or (N,) as D = 1); never unpickles objects."""
+    _check_npy_size(path)
     try:
         arr = np.load(path, allow_pickle=False)
     except ValueError as e:

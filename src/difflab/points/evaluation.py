@@ -17,7 +17,7 @@ import torch
 
 from difflab.data.source import load_points
 from difflab.data.toy import PointData
-from difflab.errors import UserError, option
+from difflab.errors import UserError, option, setting
 from difflab.evaluation import Evaluation, Stat
 from difflab.limits import check_number
 from difflab.metrics import Reference, standardize_like
@@ -35,6 +35,8 @@ FLOOR_DRAWS = 4
 #: leaves a fresh draw of moons at precision 0.95 (its own noise), k = 10 at 0.999, which still drops 3.6 points
 #: when 4% of the samples lie between the moons (tests/unit/test_metrics.py).
 K = 10
+#: The fewest points a set may have: each point needs K others around it.
+MIN_N = K + 1
 
 
 def reference_pairs(
@@ -53,10 +55,10 @@ def reference_pairs(
     data = run.kind.from_copy(run.data_copy())
     x = _of_class(data, label)
     m = min(n, len(x) // 2)
-    if m < 2:
+    if m < MIN_N:
         raise UserError(
             f"the run's data has {len(x)} points{' of that class' if label is not None else ''}; "
-            "evaluation needs at least 4"
+            f"evaluation compares two disjoint halves of at least {MIN_N} points, so it needs {2 * MIN_N}"
         )
     pairs = []
     for j in range(count):
@@ -88,12 +90,15 @@ def evaluate(
     n = check_number("n", POINTS.evaluate_size[1] if n is None else n)
     draws = check_number("draws", POINTS.evaluate_draws if draws is None else draws)
     seed = check_number("seed", seed)
-    if n < 4:
-        raise UserError(f"{option('n')} must be at least 4 to compare sets of points")
+    if n < MIN_N:
+        raise UserError(f"{setting('n', n)} is too few: k-NN precision with k = {K} needs at least {MIN_N} points")
     cls = None if label is None else run.class_index(label)
     start = time.perf_counter()
     pairs = reference_pairs(run, n, max(FLOOR_DRAWS, draws), seed, cls)
-    size = len(pairs[0][0])
+    size = min(len(x) for pair in pairs for x in pair)
+    if size < MIN_N and not nll:
+        raise UserError(f"the data has only {size} points of that class in a draw; evaluation needs {MIN_N}")
+    pairs = [(truth[:size], other[:size]) for truth, other in pairs]
     if nll:
         return _nll(run, sampling, pairs, draws, seed, progress, start)
     labels = run.labels_for(size, label)

@@ -14,8 +14,9 @@ from typing import Any
 
 from difflab.checkpoint import atomic_write_text
 from difflab.config import RESUMABLE_CHANGES, TrainConfig
-from difflab.errors import UserError
+from difflab.errors import UserError, setting
 from difflab.evaluation import EVAL, mean_and_spread
+from difflab.limits import check_flag, check_path
 from difflab.run import read_run_record
 
 #: Options that say how a run was executed, not what was trained: never a difference worth a column.
@@ -86,9 +87,12 @@ def _figures(path: Path) -> tuple[list[str], dict[str, str]]:
 
 def compare(runs: list[str | Path], *, evaluate: bool = False, **evaluation: Any) -> Comparison:
     """Compare run directories; with `evaluate`, runs without an eval.json are evaluated first."""
+    if isinstance(runs, (str, Path)) or not isinstance(runs, (list, tuple)):
+        raise UserError(f"invalid {setting('runs', runs, quoted=True)}; expected a list of run directories")
     if len(runs) < 2:
         raise UserError("compare needs at least two runs")
-    paths = [Path(r) for r in runs]
+    paths = [check_path("runs", r) for r in runs]
+    evaluate = check_flag("evaluate", evaluate)
     records = [read_run_record(p) for p in paths]
     if evaluate:
         from difflab.api import load
