@@ -25,6 +25,7 @@ from difflab.evaluation import Stat
 SETS = ["moons", "circles", "parabola", "complex", "spiral.csv", "rings.csv"]
 CANDIDATES = [
     ("dpmpp_2m", "quadratic"),
+    ("dpmpp_2m_sde", "quadratic"),
     ("dpmpp_2m", "logsnr"),
     ("dpmpp_2m", "karras"),
     ("dpmpp_3m", "quadratic"),
@@ -74,7 +75,7 @@ def main() -> None:
         runs[name] = trained(data, args.keep, name.removesuffix(".csv"), **extra)
         print(f"{name}: trained ({time.perf_counter() - start:.0f}s so far)", flush=True)
     full = {
-        name: run.evaluate(n=args.n, draws=args.draws, progress=False, save=False)["ratio"]
+        name: run.evaluate(n=args.n, draws=args.draws, sampler="ddpm", progress=False, save=False)["ratio"]
         for name, run in runs.items()
     }
     print("\n| set | full chain (1000 NFE) |\n|---|---|")

@@ -19,6 +19,7 @@ from difflab.version import __version__
 
 if TYPE_CHECKING:
     from difflab.api import Run, load, train
+    from difflab.callbacks import Event
     from difflab.comparison import Comparison, compare
     from difflab.config import TrainConfig
     from difflab.data.catalog import dataset, datasets
@@ -31,6 +32,7 @@ _EXPORTS = {
     "train": "difflab.api",
     "load": "difflab.api",
     "Run": "difflab.api",
+    "Event": "difflab.callbacks",
     "compare": "difflab.comparison",
     "Comparison": "difflab.comparison",
     "TrainConfig": "difflab.config",
@@ -47,6 +49,7 @@ _EXPORTS = {
 __all__ = [
     "Comparison",
     "Evaluation",
+    "Event",
     "PointData",
     "Run",
     "Sampling",

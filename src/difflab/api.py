@@ -10,6 +10,7 @@ run.plot("figures/")                               # PNGs of the data, samples a
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import torch
 
 import difflab.distributed as distributed
 import difflab.session as session
+from difflab.callbacks import Callback, check_callbacks
 from difflab.config import TrainConfig
 from difflab.data.training_set import DataInfo, DataSource
 from difflab.errors import UserError, setting
@@ -198,6 +200,8 @@ class Run:
         seed: int = 0,
         callback: Any = None,
         progress: bool | None = None,
+        generator: torch.Generator | None = None,
+        noise: torch.Tensor | np.ndarray | None = None,
     ) -> torch.Tensor:
         """Samples in model units (the kinds' figures and evaluations go through here)."""
         with torch_threads(self.threads, self._governor):
@@ -210,6 +214,8 @@ class Run:
                 callback=callback,
                 progress=progress,
                 what=self.kind.defaults.item_name,
+                generator=generator,
+                noise=noise,
             )
 
     def sample(
@@ -224,18 +230,23 @@ class Run:
         seed: int = 0,
         device: DeviceChoice | str | None = None,
         progress: bool | None = None,
+        generator: torch.Generator | None = None,
+        noise: torch.Tensor | np.ndarray | None = None,
         **options: Any,
     ) -> np.ndarray:
         """Draw `n` samples: points (n, D) in data units, or images (n, C, H, W) as floats in [0, 1].
 
         `label` asks for one class (guided with `guidance`); without it a conditional run samples unconditionally.
-        Further sampling options (clip, eta, variance, chunk_size) go in `options`.
+        Further sampling options (clip, eta, variance, chunk_size) go in `options`. `generator` (a torch.Generator
+        on the run's device) replaces the one seeded by `seed`; `noise` is the starting x_T itself, (n, *item
+        shape) in model units, e.g. to drive difflab and diffusers from the same noise.
         """
         sampling = self.resolve(sampler=sampler, steps=steps, spacing=spacing, guidance=guidance, **options)
         n, seed = check_number("n", n), check_number("seed", seed)
         progress = check_flag("progress", progress, optional=True)
         self.to(device)
-        x = self.draw(n, sampling, labels=self.labels_for(n, label), seed=seed, progress=progress)
+        labels = self.labels_for(n, label)
+        x = self.draw(n, sampling, labels=labels, seed=seed, progress=progress, generator=generator, noise=noise)
         return self.kind.output(self.model, x)
 
     # --- evaluation and figures ---
@@ -331,7 +342,8 @@ class Run:
         progress: bool | None = None,
         **sampling: Any,
     ) -> np.ndarray:
-        """Render `text` with one class-conditional sample per character (image runs); returns (H, W, C) uint8."""
+        """Render `text` with one class-conditional sample per character (image runs): a uint8 picture, (H, W) for
+        grey images and (H, W, C) for colour, that `PIL.Image.fromarray` saves as it is."""
         if not isinstance(text, str):
             raise UserError(f"invalid {setting('text', text, quoted=True)}; expected a string")
         progress = check_flag("progress", progress, optional=True)
@@ -379,13 +391,16 @@ class Run:
             lock.release()
         return load(target)
 
-    def train(self, *, progress: bool | None = None, **changes: Any) -> Run:
+    def train(
+        self, *, progress: bool | None = None, callbacks: Sequence[Callback] | None = None, **changes: Any
+    ) -> Run:
         """Continue training from the last checkpoint, e.g. `run.train(steps=20000)`.
 
         Only options that say how to run may change (steps, log_every, checkpoint_every, sample_every,
         tensorboard, device, threads, compile); the run's data must be unchanged.
         """
         progress = check_flag("progress", progress, optional=True)
+        hooks = check_callbacks(callbacks)
         cfg = session.resumed_config(self.config, changes)
         kind = self.kind
         data = kind.from_copy(self.data_copy()) if self.source.stored else kind.load_spec(cfg.data, cfg)
@@ -393,8 +408,8 @@ class Run:
         self.source.check(training_set.source, str(self.path or "this run"))
         prepared = session.Prepared(cfg, training_set, self._data)
         if self.path is not None:
-            return Run.of(session.fit(prepared, self.path, progress=progress, must_resume=True))
-        return Run.of(session.fit(prepared, None, progress=progress, checkpoint=self._checkpoint))
+            return Run.of(session.fit(prepared, self.path, progress=progress, must_resume=True, callbacks=hooks))
+        return Run.of(session.fit(prepared, None, progress=progress, checkpoint=self._checkpoint, callbacks=hooks))
 
 
 def _is_int(text: str) -> bool:
@@ -409,6 +424,7 @@ def train(
     *,
     labels: np.ndarray | list[Any] | None = None,
     progress: bool | None = None,
+    callbacks: Sequence[Callback] | None = None,
     **options: Any,
 ) -> Run:
     """Train a diffusion model and return the `Run`.
@@ -419,11 +435,14 @@ def train(
     `TrainConfig` (steps, target, schedule, conditional, ...). `out=None` trains in memory and writes
     nothing (`Run.save` writes it later); with `out`, a folder that already holds this run's config
     continues from its last checkpoint. `progress`: a bar in a terminal or notebook by default.
+    `callbacks`: functions of a `difflab.Event` (each step with its loss, each checkpoint, each snapshot); one
+    that returns True ends training there, with a checkpoint (see `difflab.callbacks`).
     """
     folder = None if out is None else check_path("out", out)
     progress = check_flag("progress", progress, optional=True)
+    hooks = check_callbacks(callbacks)
     prepared = session.prepare(data, labels, options)
-    return Run.of(session.fit(prepared, folder, progress=progress))
+    return Run.of(session.fit(prepared, folder, progress=progress, callbacks=hooks))
 
 
 def load(path: str | Path, *, device: DeviceChoice | str | None = None) -> Run:

@@ -164,11 +164,14 @@ def cmd_datasets(args: argparse.Namespace) -> str:
 
     if args.export:
         from difflab.checkpoint import atomic_write_text
+        from difflab.limits import check_number, require_disk
         from difflab.outputs import prepare_output
 
         name, out = args.export
         path = prepare_output(Path(out), (".csv",), "exported datasets")
-        data = dataset(name, args.n, args.seed)
+        n = check_number("n", args.n)
+        require_disk(40.0 * n, path.parent, f"exporting {n} points")  # a row of two numbers is ~25 bytes of text
+        data = dataset(name, n, args.seed)
         names = data.class_names
         columns = [f"x{k}" for k in range(data.x.shape[1])]
         rows = [[f"{v:.6g}" for v in row] for row in data.x]

@@ -32,7 +32,9 @@ def sampler_default(d: KindDefaults) -> str:
     s = d.sampling
     steps = "all" if s.steps is None else s.steps
     few = f", {s.few_step_sampler} with --steps" if s.few_step_sampler != s.sampler else ""
-    return f"{s.sampler} over {steps} steps{few}"
+    ancestral = "all" if s.ancestral_steps is None else s.ancestral_steps
+    ddpm = f"; --sampler ddpm alone over {ancestral} steps" if s.ancestral_steps != s.steps else ""
+    return f"{s.sampler} over {steps} steps{few}{ddpm}"
 
 
 #: The options that size one evaluation draw; each kind of data uses one of them (`KindDefaults.evaluate_size`).
@@ -71,7 +73,7 @@ def add_config_options(p: argparse.ArgumentParser) -> None:
                 dest=f.name,
                 action=argparse.BooleanOptionalAction,
                 default=argparse.SUPPRESS,
-                help=f"{OPTION_HELP.get(f.name, '')} (default {default})".strip(),
+                help=f"{OPTION_HELP[f.name]} (default {default})".strip(),
             )
             continue
         valid = f" {{{','.join(get_args(kind))}}}" if get_origin(kind) is not None else ""
@@ -80,7 +82,7 @@ def add_config_options(p: argparse.ArgumentParser) -> None:
             dest=f.name,
             default=argparse.SUPPRESS,
             metavar=f.name.upper(),
-            help=f"{valid.strip()} {OPTION_HELP.get(f.name, '')} (default {default})".strip(),
+            help=f"{valid.strip()} {OPTION_HELP[f.name]} (default {default})".strip(),
         )
 
 

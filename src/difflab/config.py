@@ -83,28 +83,58 @@ class TrainConfig:
 
 OPTION_NAMES = frozenset(f.name for f in fields(TrainConfig))
 
-#: What the less obvious options mean, for `difflab train --help`.
+#: What every option means: the one text `difflab train --help`, `help(difflab.TrainConfig)` and docs/api.md show.
 OPTION_HELP = {
     "data": "a built-in dataset (difflab datasets), a .csv/.npy file, or an image set (mnist5k, digits, "
     "emnist:PATH[:SPLIT], images:PATH)",
     "n_data": "points drawn from a built-in point dataset (files use all their rows)",
-    "model": "mlp for points, unet for images (C, H, W with H, W divisible by 4; the default for images)",
-    "unet_size": "small (~0.8M parameters, CPU) or base (~5.3M, GPU)",
+    "seed": "seed of every random choice (initial weights, data order, noise, label dropout)",
+    "steps": "optimizer steps to train for",
+    "batch_size": "items per optimizer step (split over processes under torchrun)",
+    "lr": "peak learning rate of AdamW (after warm-up, then cosine decay to 10% of it)",
+    "lr_warmup": "steps of linear learning-rate warm-up",
+    "grad_clip": "largest gradient norm; larger gradients are scaled down (0 = no clipping)",
+    "ema_decay": "decay of the exponential moving average of the weights that sampling uses",
+    "schedule": "noise schedule: cosine, linear, sigmoid, series (the tutorial's), or learned (VDM)",
+    "timesteps": "number of diffusion steps T",
     "target": "what the network predicts; every sampler works with any of them",
     "weighting": "per-timestep loss weight: simple = uniform on the target's error; elbo = ½(SNR_{t-1} - SNR_t) "
     "and min_snr = min(SNR, γ) on the x0 error, converted to the target",
+    "loss": "l2 (mean squared error) or huber on the weighted target error",
+    "min_snr_gamma": "γ of min_snr weighting (Hang et al. 2023)",
+    "model": "mlp for points, unet for images (C, H, W with H, W divisible by 4; the default for images)",
+    "unet_size": "small (~0.8M parameters, CPU) or base (~5.3M, GPU)",
+    "hidden": "width of the MLP's hidden layers",
+    "depth": "number of the MLP's hidden blocks",
     "time_embedding": "scalar: t as one more input (the series' Part 1 MLP); sinusoidal: Vaswani et al. embedding",
     "fourier_features": "number of random Fourier features of the input coordinates (0 = none); they let the MLP "
     "draw small circles and thin structures sharply (benchmarks/README.md)",
     "conditional": "train with class labels and a learned 'no label' entry, for classifier-free guidance",
     "p_uncond": "probability that a training label is replaced by 'no label' (classifier-free guidance)",
     "labelled": "keep the labels of only this many random training points, the rest 'no label' (-1 = all)",
+    "learned_variance": "also learn the reverse-process variance (Nichol & Dhariwal 2021, the hybrid loss)",
     "clip": "default clipping of predicted x0 when sampling: none, clip to [-1, 1], or dynamic thresholding",
     "sample_variance": "default DDPM reverse variance: small (β̃), large (β), or learned (needs learned_variance)",
+    "log_every": "steps between rows of RUN/metrics.jsonl (and progress lines in a log)",
+    "checkpoint_every": "steps between checkpoints (one is also written at the end and on Ctrl-C)",
     "sample_every": "every this many steps, draw samples into RUN/progress/ for a figure strip and GIF (0 = off)",
     "tensorboard": "also log loss, learning rate and progress figures to RUN/tensorboard (pip install tensorboard)",
+    "device": "where to train: auto (a GPU when there is one), cpu, cuda or mps",
     "threads": "torch intra-op threads (0 = choose from the cores that are free now)",
+    "precision": "auto (bf16 autocast on CUDA, float32 elsewhere), fp32, or bf16 everywhere; the loss and the "
+    "weights stay float32",
+    "compile": "run the network through torch.compile while training (a GPU speed-up; it compiles first)",
 }
+
+
+def _document_fields() -> None:
+    """help(TrainConfig) lists every option with its default and OPTION_HELP's text."""
+    defaults = TrainConfig()
+    lines = [f"    {f.name} = {getattr(defaults, f.name)!r}: {OPTION_HELP[f.name]}" for f in fields(TrainConfig)]
+    TrainConfig.__doc__ = f"{TrainConfig.__doc__}\n\n    Options:\n" + "\n".join(lines)
+
+
+_document_fields()
 
 #: Options that say how and where to run, not what is trained: a resumed run may change them.
 RESUMABLE_CHANGES = frozenset(
@@ -194,6 +224,8 @@ def _check_size(value: Any, path: Path) -> None:
 
 def read_config_file(path: Path) -> dict[str, Any]:
     """Options from a TOML, YAML or JSON file (keys are option names, '-' or '_')."""
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder; give the config file itself (.toml, .yaml or .json)")
     if not path.is_file():
         raise UserError(f"{path}: config file not found")
     if path.suffix not in (".toml", ".yaml", ".yml", ".json"):

@@ -19,9 +19,10 @@ from difflab.types import ClipKind, SamplerName, Spacing
 class SamplingDefaults:
     """How a kind's runs sample when the user leaves an option out."""
 
-    sampler: SamplerName  # with all the run's steps (or `steps` when set)
+    sampler: SamplerName  # when neither sampler nor steps is given
     few_step_sampler: SamplerName  # when only --steps K is given
     steps: int | None  # None: every trained step
+    ancestral_steps: int | None  # the steps of DDPM's ancestral chain when it is asked for by name; None: all
     spacing: Spacing
     guidance: float
     clip: ClipKind | None  # None: the run's own `clip` option

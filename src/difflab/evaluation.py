@@ -66,19 +66,21 @@ class Evaluation:
     details: dict[str, Any] = field(default_factory=dict)
     lines: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    verdict: str = ""  # one line a person reads first: the headline against its floor, in words
 
     def __getitem__(self, name: str) -> Stat:
         return self.metrics[name]
 
     def summary(self) -> str:
-        """The printed report: one line per figure, then what the numbers mean."""
-        return "\n".join(self.lines)
+        """The printed report: the verdict, one line per figure, then what the numbers mean."""
+        return "\n".join([self.verdict, *self.lines] if self.verdict else self.lines)
 
     def to_dict(self, run_step: int | None = None) -> dict[str, Any]:
         return {
             "kind": self.kind,
             "metrics": {k: v.to_dict() for k, v in self.metrics.items()},
             "headline": self.headline,
+            "verdict": self.verdict,
             "n": self.n,
             "draws": self.draws,
             "seed": self.seed,

@@ -54,15 +54,15 @@ def prepare_folder(folder: Path) -> Path:
 
 
 def to_pil(picture: np.ndarray, scale: int = 1) -> Image.Image:
-    """(H, W, C) uint8 → a Pillow image, optionally enlarged with nearest-neighbour pixels."""
+    """(H, W) or (H, W, C) uint8 → a Pillow image, optionally enlarged with nearest-neighbour pixels."""
     from PIL import Image
 
-    image = Image.fromarray(picture[..., 0] if picture.shape[2] == 1 else picture)
+    image = Image.fromarray(picture[..., 0] if picture.ndim == 3 and picture.shape[2] == 1 else picture)
     return image.resize((image.width * scale, image.height * scale), Image.NEAREST) if scale > 1 else image
 
 
 def save_png(picture: np.ndarray, path: Path, scale: int = 2) -> None:
-    """Write an (H, W, C) uint8 picture as PNG, atomically, each pixel enlarged to `scale` × `scale`."""
+    """Write an (H, W) or (H, W, C) uint8 picture as PNG, atomically, each pixel enlarged to `scale` × `scale`."""
     buf = io.BytesIO()
     to_pil(picture, scale).save(buf, format="PNG")
     atomic_write_bytes(path, buf.getvalue())

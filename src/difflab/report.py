@@ -1,9 +1,10 @@
 """`difflab report RUN`: one self-contained HTML page about a run (figures embedded, nothing fetched).
 
-The page holds the config (what differs from the defaults first), the data, the versions that wrote and read
-the run, training timings, the loss curve, the last evaluation with its spread (RUN/eval.json), and every
-figure in RUN/plots. A small script marks the page `data-images-loaded` once every image has decoded, which is
-what the browser test checks.
+The page opens with the last evaluation (RUN/eval.json): its one-line verdict, the headline figures with their
+spread, then the rest; then training timings and the loss curve, the config (what differs from the defaults
+first), the data, every figure in RUN/plots, and the versions that wrote and read the run.
+A small script marks the page `data-images-loaded` once every image has decoded, which is what the browser
+test checks.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { margin-top: 1.6em; border-bo
 table { border-collapse: collapse; margin: 0.6em 0; } td, th { padding: 3px 10px; border-bottom: 1px solid #eee; }
 th { text-align: left; background: #f6f6f6; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.changed td { background: #fff6dd; } .muted { color: #777; } figure { margin: 1em 0; }
+p.verdict { font-size: 1.15em; font-weight: 600; }
 figure img { max-width: 100%; border: 1px solid #eee; } figcaption { color: #555; font-size: 0.9em; }
 code { background: #f3f3f3; padding: 0 3px; }
 """
@@ -81,24 +83,29 @@ def _image(path: Path, caption: str) -> str:
     return f"<figure>{image}<figcaption>{_e(caption)}</figcaption></figure>"
 
 
-def evaluation_section(run_dir: Path) -> str:
-    """The last evaluation (RUN/eval.json) as a table of mean ± std, or how to make one."""
+def evaluation_section(run_dir: Path, step: int) -> str:
+    """The last evaluation (RUN/eval.json): its verdict and headline figures first, then every figure, or how to
+    make one; an evaluation of an earlier step says so."""
     path = run_dir / EVAL
     if not path.is_file():
         return f'<p class="muted">Not evaluated yet: run <code>difflab evaluate {_e(run_dir)}</code>.</p>'
     try:
         ev = json.loads(path.read_text())
-        rows = []
-        for name, stat in ev["metrics"].items():
-            rows.append([name, mean_and_spread(stat["mean"], stat.get("std")), len(stat["values"])])
+        metrics = ev["metrics"]
+        headline = [n for n in ev.get("headline") or [] if n in metrics]
+        rows = [[n, mean_and_spread(metrics[n]["mean"], metrics[n].get("std")), len(metrics[n]["values"])]
+                for n in headline + [n for n in metrics if n not in headline]]  # fmt: skip
         sampling = ev.get("sampling", {})
         what = f"{ev['draws']} draws of n = {ev['n']}, sampler {sampling.get('sampler')}, {sampling.get('steps')} steps"
-    except (ValueError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
         return f'<p class="muted">{_e(path)} is unreadable ({_e(e)}).</p>'
-    when = ev.get("written", "")
-    return f"<p>{_e(what)}; written {_e(when)} at step {_e(ev.get('run_step'))}.</p>" + _table(
-        ["figure", "mean ± std over draws", "draws"], rows
+    stale = ev.get("run_step") != step
+    note = (
+        f" <strong>(step {_e(ev.get('run_step'))}, not the run's step {step}: evaluate again)</strong>" if stale else ""
     )
+    verdict = f'<p class="verdict">{_e(ev["verdict"])}</p>' if ev.get("verdict") else ""
+    table = _table(["figure", "mean ± std over draws", "draws"], rows, set(range(len(headline))))
+    return f"{verdict}<p>{_e(what)}; written {_e(ev.get('written', ''))}{note}.</p>{table}"
 
 
 def timing_rows(metrics: list[dict[str, Any]]) -> list[list[Any]]:
@@ -157,7 +164,7 @@ def write_report(run: RunView, *, figures: bool = True, progress: bool | None = 
         f"<h1>{_e(run.config.data)} — {_e(run.kind.defaults.name)} run, step {run.step}</h1>",
         f'<p class="muted">{_e(run.path.resolve())}; written {_e(time.strftime("%Y-%m-%d %H:%M"))}</p>',
         "<h2>Evaluation</h2>",
-        evaluation_section(run.path),
+        evaluation_section(run.path, run.step),
         "<h2>Training</h2>",
         _table(["", ""], timing_rows(run.metrics)),
         *(_image(p, "training loss") for p in loss),

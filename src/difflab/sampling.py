@@ -10,11 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from difflab.defaults import SamplingDefaults
 from difflab.denoiser import Denoiser, DenoiserFn
-from difflab.errors import UserError, option, setting
+from difflab.errors import UserError, option, setting, short
 from difflab.limits import check_number, require_memory
 from difflab.model import TrainedModel
 from difflab.progress import stage
@@ -109,7 +110,8 @@ def resolve(options: SamplingOptions, model: TrainedModel, kind: SamplingDefault
     implied = "ddpm" if options.variance is not None else "ddim" if options.eta is not None else None
     sampler = options.sampler or implied or (kind.few_step_sampler if options.steps is not None else kind.sampler)
     if steps is None:
-        steps = min(kind.steps, total) if kind.steps else total
+        default = kind.ancestral_steps if sampler == "ddpm" else kind.steps
+        steps = min(default, total) if default else total
     if options.eta is not None and sampler != "ddim":
         raise UserError(f"{option('eta')} is DDIM's noise level; it does nothing for sampler {sampler}")
     if options.variance is not None and sampler != "ddpm":
@@ -126,7 +128,7 @@ def resolve(options: SamplingOptions, model: TrainedModel, kind: SamplingDefault
         steps=steps,
         spacing=spacing,
         guidance=guidance,
-        clip=options.clip or kind.clip or model.cfg.clip,
+        clip=options.clip or (model.cfg.clip if model.cfg.clip != "none" else None) or kind.clip or "none",
         eta=0.0 if options.eta is None else check_number("eta", options.eta),
         variance=variance,
         chunk_size=kind.chunk_size if options.chunk_size is None else check_number("chunk_size", options.chunk_size),
@@ -153,12 +155,15 @@ def draw(
     callback: Callback | None = None,
     progress: bool | None = None,
     what: str = "samples",
+    generator: torch.Generator | None = None,
+    noise: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """`n` samples in model units (CPU float32), in chunks of `sampling.chunk_size`, on the model's device.
 
     `labels` (one per sample) are drawn with classifier-free guidance `sampling.guidance`; None samples
     unconditionally. One generator seeded with `seed` drives every chunk, so the result depends only on the
-    seed and the chunk size.
+    seed and the chunk size. `generator` replaces that generator (it must live on the model's device); `noise`
+    gives the starting x_T itself, (n, *item shape), as diffusers' `latents` do.
     """
     n = check_number("n", n)
     seed = check_number("seed", seed)
@@ -169,7 +174,12 @@ def draw(
     denoiser = with_clip(model.denoiser, sampling.clip)
     run_model = TrainedModel(model.cfg, model.info, denoiser)
     device = model.device
-    generator = torch.Generator(device=device).manual_seed(seed)
+    if generator is None:
+        generator = torch.Generator(device=device).manual_seed(seed)
+    elif not isinstance(generator, torch.Generator) or generator.device.type != device.type:
+        raise UserError(f"generator must be a torch.Generator on the model's device ({device}), got {short(generator)}")
+    if noise is not None:
+        noise = _checked_noise(noise, (n, *shape))
     out = torch.empty((n, *shape), dtype=torch.float32)
     chunks = -(-n // sampling.chunk_size)
     desc = f"sampling {n} {what} ({sampling.describe(model.cfg.conditional)})"
@@ -184,7 +194,10 @@ def draw(
             part = slice(start, min(start + sampling.chunk_size, n))
             count = part.stop - part.start
             fn: DenoiserFn = run_model.denoiser_for(None if labels is None else labels[part], sampling.guidance)
-            x_T = torch.randn((count, *shape), generator=generator, device=device)
+            if noise is None:
+                x_T = torch.randn((count, *shape), generator=generator, device=device)
+            else:
+                x_T = noise[part].to(device)
             sampler = SAMPLERS[sampling.sampler]
             x0 = sampler(fn, x_T, schedule, generator=generator, callback=step, **sampling.sampler_kwargs())
             out[part] = x0.float().cpu()
@@ -194,3 +207,15 @@ def draw(
             f"or a smaller {option('guidance')}, or check the run's weights"
         )
     return out
+
+
+def _checked_noise(noise: object, shape: tuple[int, ...]) -> torch.Tensor:
+    """Starting noise as a float32 tensor of `shape`, or a UserError saying what is wrong with it."""
+    if not isinstance(noise, (torch.Tensor, np.ndarray)):
+        raise UserError(f"noise must be a tensor or array of shape {shape}, got {short(noise)}")
+    tensor = torch.as_tensor(noise, dtype=torch.float32)
+    if tuple(tensor.shape) != shape:
+        raise UserError(f"noise must have shape {shape} (n samples of the run's item shape), got {tuple(tensor.shape)}")
+    if not bool(torch.isfinite(tensor).all()):
+        raise UserError("noise holds NaN or inf")
+    return tensor

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 
 import difflab.distributed as distributed
+from difflab.callbacks import Callback, Event, emit
 from difflab.config import OPTION_NAMES, RESUMABLE_CHANGES, TrainConfig, make_config
 from difflab.data.training_set import DataSource, TrainingSet
 from difflab.errors import UserError, option, setting
@@ -63,11 +65,15 @@ def prepare(data: str | Path | np.ndarray | torch.Tensor, labels: Any, options: 
         given = setting("data", data, quoted=True)
         raise UserError(f"invalid {given}; expected a dataset name, a file path or an array")
     kind: Kind
+    if labels is not None and "conditional" not in options:
+        options = {**options, "conditional": True}  # labels mean conditioning; said when training starts
     if isinstance(data, (np.ndarray, torch.Tensor)):
         array = data.detach().cpu().numpy() if isinstance(data, torch.Tensor) else data
         kind = kind_for_array(array)
         spec = "array"
         cfg = make_config({**kind.defaults.training_for(spec), **options, "data": spec})
+        if labels is not None and not cfg.conditional:
+            raise UserError("labels were given with conditional=False; drop the labels, or train with conditional=True")
         loaded = kind.from_array(array, labels)
     else:
         if labels is not None:
@@ -102,6 +108,7 @@ def fit(
     progress: bool | None,
     must_resume: bool = False,
     checkpoint: Checkpoint | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> Trained:
     """Train into `out` (or memory), continuing what is there; the one training path of the API and the CLI."""
     cfg, training_set, data = prepared.cfg, prepared.training_set, prepared.data
@@ -129,13 +136,20 @@ def fit(
             store = memory
         with torch_threads(cfg.threads):
             trainer = Trainer(cfg, training_set, store, world=world, device=device, where=str(out or "memory"))
-            if world.is_main and not resuming:
+            if world.is_main and not resuming and progress is not False:
                 _announce(trainer)
             if resuming and not trainer.restore() and must_resume:
                 raise UserError(f"{out}: nothing to resume (no checkpoint yet)")
             monitor = _monitor(cfg, training_set, out, world.is_main)
-            hooks = {} if monitor is None else {"on_log": monitor.logged, "on_sample": monitor.sampled}
-            result = trainer.fit(progress=progress, **hooks)
+            hooks: dict[str, Any] = {}
+            if monitor is not None:
+
+                def sampled(step: int, ema: Any) -> bool:
+                    monitor.sampled(step, ema)
+                    return emit(callbacks, Event("snapshot", step, samples=monitor.snapshots[-1][1]))
+
+                hooks = {"on_log": monitor.logged, "on_sample": sampled}
+            result = trainer.fit(progress=progress, callbacks=callbacks, **hooks)
             if monitor is not None:
                 monitor.close()
             distributed.finish(world)
@@ -155,7 +169,9 @@ def fit(
 
 def _announce(trainer: Trainer) -> None:
     count = sum(p.numel() for p in trainer.model.parameters())
-    print(f"difflab train: {trainer.cfg.model} with {count:,} parameters", file=sys.stderr, flush=True)
+    classes = trainer.info.class_names
+    conditional = f", conditional on {len(classes)} classes ({', '.join(classes[:8])})" if classes else ""
+    print(f"difflab train: {trainer.cfg.model} with {count:,} parameters{conditional}", file=sys.stderr, flush=True)
 
 
 def _check_existing(out: Path, record: RunRecord, must_resume: bool) -> bool:

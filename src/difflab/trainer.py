@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from difflab.callbacks import Callback, Event, emit
 from difflab.config import TrainConfig
 from difflab.data.order import EpochOrder
 from difflab.data.training_set import TrainingSet
@@ -62,9 +63,10 @@ class TrainResult:
     start_step: int
 
 
-#: Called on rank 0 with each logged row, and every `sample_every` steps with (step, EMA denoiser).
+#: Called on rank 0 with each logged row, and every `sample_every` steps with (step, EMA denoiser); a sample hook
+#: that returns True ends training as a callback does.
 LogHook = Callable[[dict[str, Any]], None]
-SampleHook = Callable[[int, Denoiser], None]
+SampleHook = Callable[[int, Denoiser], object]
 
 
 class Trainer:
@@ -128,6 +130,8 @@ class Trainer:
         self.last_loss = float("nan")  # mean loss of the last logged interval
         self.saved_step: int | None = None  # step of the last checkpoint written or restored
         self.stop_signal: int | None = None
+        self.callback_stop = False  # a callback on this process asked to stop: all processes stop at the next step
+        self.stop_requested = False  # some process's callback asked, one step ago: every process ends now
         self.train_denoiser = self._training_view()
 
     def _training_view(self) -> Denoiser:
@@ -161,10 +165,11 @@ class Trainer:
         }
         return Checkpoint(self.step, self.model.state_dict(), self.ema.state_dict(), state)
 
-    def save(self) -> None:
-        """Commit a checkpoint (rank 0 writes); a failed write is one clear error on every process."""
+    def save(self) -> bool:
+        """Commit a checkpoint (rank 0 writes); a failed write is one clear error on every process. False when
+        this step's checkpoint was already written."""
         if self.step == self.saved_step:
-            return
+            return False
         ckpt = self.checkpoint()
         error = None
         if self.world.is_main:
@@ -179,6 +184,7 @@ class Trainer:
                 error = f"cannot write the step {self.step} checkpoint in {self.where} ({e.strerror or e}); {kept}"
         self.world.check(error)
         self.saved_step = self.step
+        return True
 
     def begin(self) -> None:
         """Let the store record the run (rank 0) before any work that could be lost."""
@@ -269,9 +275,12 @@ class Trainer:
         """
         x0, cond = self.batch()
         loss = self.objective(self.train_denoiser, x0, cond, generator=self.generator)
-        flag = 0.0 if self.stop_signal is None else 1.0
-        shared = self.world.all_reduce_sum(torch.stack([loss.value.detach().float(), loss.value.new_tensor(flag)]))
+        flags = [0.0 if self.stop_signal is None else 1.0, 1.0 if self.callback_stop else 0.0]
+        shared = self.world.all_reduce_sum(
+            torch.stack([loss.value.detach().float(), *map(loss.value.new_tensor, flags)])
+        )
         mean_loss, stop = shared[0].item() / self.world.size, shared[1].item() > 0
+        self.stop_requested = shared[2].item() > 0
         if not math.isfinite(mean_loss):
             self._diverged("loss", mean_loss)
         self.optimizer.zero_grad(set_to_none=True)
@@ -366,11 +375,15 @@ class Trainer:
         progress: bool | None = None,
         on_log: LogHook | None = None,
         on_sample: SampleHook | None = None,
+        callbacks: Sequence[Callback] = (),
     ) -> TrainResult:
         """Train until `cfg.steps`, checkpointing every `checkpoint_every` steps, at the end, and on a signal.
 
         `progress`: a bar (None: in a terminal or notebook; in a log, one line per logged interval).
+        `callbacks` hear each step and checkpoint (rank 0); one that returns True ends training after that step
+        with a checkpoint (`on_sample` may ask the same). Under torchrun every process stops one step later.
         """
+        callbacks = callbacks if self.world.is_main else ()
         terminal = self._warn_terminal()
         self.begin()
         start_step = self.step
@@ -400,18 +413,28 @@ class Trainer:
                     self.elapsed += time.perf_counter() - step_start
                     self.loss_sum += loss
                     self.loss_count += 1
-                    if self.step % self.cfg.log_every == 0 or self.step == self.cfg.steps:
+                    logged = self.step % self.cfg.log_every == 0 or self.step == self.cfg.steps
+                    if logged:
                         self._log(bar, interval, lines and self.world.is_main, on_log)
                         interval = (time.perf_counter(), self.step)
+                    asked = emit(callbacks, Event("step", self.step, loss=loss))
                     if on_sample is not None and self.cfg.sample_every and self.step % self.cfg.sample_every == 0:
                         if self.world.is_main:
-                            on_sample(self.step, self.ema_denoiser())
+                            asked |= on_sample(self.step, self.ema_denoiser()) is True
                         self.denoiser.train()
-                    if stop or self.step % self.cfg.checkpoint_every == 0 or self.step == self.cfg.steps:
-                        self.save()
+                    # One process ends at once; under torchrun all end at the next step, told by its all-reduce.
+                    ends = self.stop_requested or (asked and self.world.size == 1)
+                    due = self.step % self.cfg.checkpoint_every == 0 or self.step == self.cfg.steps
+                    if (stop or ends or due) and self.save():
+                        asked |= emit(callbacks, Event("checkpoint", self.step))
                     bar.update(1)
                     if stop:
                         raise Interrupted(self.stop_signal or signal.SIGTERM, self.step, self.where)
+                    if ends:
+                        if not logged:
+                            self._log(bar, interval, lines and self.world.is_main, on_log)
+                        break
+                    self.callback_stop = asked
             finally:
                 self.global_rng = torch.get_rng_state()
                 bar.close()

@@ -202,7 +202,9 @@ def test_datasets_lists_and_exports(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert f.read_text().splitlines()[0] == "x0,x1,label"
 
 
-def test_point_runs_default_to_the_full_ancestral_chain_and_respace_with_dpm_solver(run_dir: Path) -> None:
-    full, few = load(run_dir).resolve(), load(run_dir).resolve(steps=5)
-    assert (full.sampler, full.steps, full.guidance) == ("ddpm", 20, 3.0)
+def test_point_runs_default_to_dpm_solver_and_walk_the_whole_chain_with_ddpm(run_dir: Path) -> None:
+    run = load(run_dir)
+    default, few, ancestral = run.resolve(), run.resolve(steps=5), run.resolve(sampler="ddpm")
+    assert (default.sampler, default.steps, default.spacing, default.guidance) == ("dpmpp_2m", 20, "quadratic", 3.0)
     assert (few.sampler, few.steps, few.spacing) == ("dpmpp_2m", 5, "quadratic")
+    assert (ancestral.sampler, ancestral.steps) == ("ddpm", len(run.model.schedule))

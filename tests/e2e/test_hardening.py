@@ -20,6 +20,7 @@ import pytest
 import torch
 from PIL import Image
 
+import difflab
 from difflab.checkpoint import commit_checkpoint, load_weights_and_metadata, weights_bytes
 from difflab.cli import main
 from difflab.data.images import read_image_folder
@@ -199,7 +200,8 @@ def test_non_finite_samples_are_never_written(
 ) -> None:
     from difflab import samplers
 
-    monkeypatch.setitem(samplers.SAMPLERS, "ddpm", lambda fn, x, schedule, **kw: x * float("nan"))
+    default = difflab.load(trained).resolve().sampler
+    monkeypatch.setitem(samplers.SAMPLERS, default, lambda fn, x, schedule, **kw: x * float("nan"))
     out = tmp_path / "s.npy"
     fails(["sample", str(trained), "--n", "5", "--out", str(out)], capsys, "sampling produced NaN or inf")
     assert not out.exists()
@@ -298,7 +300,7 @@ def test_outputs_are_checked_before_sampling(trained: Path, tmp_path: Path, caps
     (tmp_path / "folder.npy").mkdir()
     sample = ["sample", str(trained), "--n", "5", "--out"]
     fails([*sample, str(tmp_path / "folder.npy")], capsys, "is a directory")
-    fails([*sample, str(tmp_path / "a-file" / "s.npy")], capsys, "is a file, so")
+    fails([*sample, str(tmp_path / "a-file" / "s.npy")], capsys, "a-file: is a file, not a folder")
     fails([*sample, str(tmp_path / "s.txt")], capsys, "written as .npy or .csv")
     fails(["animate", str(trained), "--out", str(tmp_path / "a.txt")], capsys, "written as .gif")
     fails(["datasets", "--export", "moons", str(tmp_path / "m.npy")], capsys, "written as .csv")

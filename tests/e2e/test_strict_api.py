@@ -146,6 +146,8 @@ def test_paths_that_cannot_be_used_are_one_line_and_exit_2(tmp_path: Path, capsy
         (["train", "--out", str(a_file / "sub"), *cli_args(**TINY, steps=3)], "is a file, so"),
         (["sample", str(a_file), "--out", str(tmp_path / "s.npy")], "is a file, not a run directory"),
         (["export", str(run), "--diffusers", str(a_file)], "is a file, not a folder"),
+        (["train", "--config", str(tmp_path), "--out", str(tmp_path / "r")], "is a folder; give the config file"),
+        (["train", "--data", f"emnist:{a_file}", "--out", str(tmp_path / "r")], "is a file; emnist:PATH names"),
         (["sample", str(run), "--n", "5", "--out", str(tmp_path / ("x" * 300 + ".npy"))], "File name too long"),
         (["train", "--out", str(tmp_path / ("y" * 300)), *cli_args(**TINY, steps=3)], "File name too long"),
     ]

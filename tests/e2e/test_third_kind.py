@@ -38,7 +38,7 @@ PHASES = np.linspace(0, 2 * np.pi, LENGTH, endpoint=False)
 SIGNALS = KindDefaults(
     name="signals",
     item_name="signals",
-    sampling=SamplingDefaults("ddim", "ddim", 20, "trailing", 1.0, None, 256),
+    sampling=SamplingDefaults("ddim", "ddim", 20, 20, "trailing", 1.0, None, 256),
     training={"steps": 300, "lr": 3e-3, "hidden": 32, "depth": 1, "fourier_features": 0, "timesteps": 50},
     evaluate_size=("n", 200),
     evaluate_draws=2,

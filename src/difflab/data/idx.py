@@ -105,6 +105,8 @@ def emnist_paths(directory: Path, split: str, part: EmnistPart) -> tuple[Path, P
     """Images, labels and mapping file of one EMNIST split and part."""
     if split not in EMNIST_SPLITS:
         raise UserError(f"unknown EMNIST split {split!r}; choose one of {', '.join(EMNIST_SPLITS)}")
+    if directory.exists() and not directory.is_dir():
+        raise UserError(f"{directory}: is a file; emnist:PATH names the folder that holds the EMNIST IDX files")
     if not directory.is_dir():
         raise UserError(f"{directory}: EMNIST directory not found")
     prefix = f"emnist-{split}"

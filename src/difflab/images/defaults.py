@@ -12,6 +12,7 @@ SAMPLING = SamplingDefaults(
     sampler="ddim",
     few_step_sampler="ddim",
     steps=50,
+    ancestral_steps=50,
     spacing="trailing",
     guidance=2.0,
     clip="clip",

@@ -28,6 +28,10 @@ if TYPE_CHECKING:
     from difflab.kind import RunView
     from difflab.sampling import Sampling
 
+#: The targets the project holds image runs to (benchmarks/RESULTS-mnist5k.md).
+TARGET_ACCURACY = 0.95
+TARGET_FRECHET_RATIO = 3.0
+
 
 def evaluate(
     run: RunView,
@@ -78,10 +82,17 @@ def evaluate(
         f"ratio {m['frechet_ratio'].format()}  (classifier features)",
         f"{draws} draws; mean ± std over draws. Ratio 1: as close to held-out images as real training images are.",
     ]
+    on_target = m["accuracy"].mean >= TARGET_ACCURACY and m["frechet_ratio"].mean <= TARGET_FRECHET_RATIO
+    words = "on target" if on_target else "below target"
+    verdict = (
+        f"verdict: {words} — conditional accuracy {m['accuracy'].format(3)} (target ≥ {TARGET_ACCURACY:g}), "
+        f"Fréchet ratio {m['frechet_ratio'].format()} (target ≤ {TARGET_FRECHET_RATIO:g})"
+    )
     return Evaluation(
         kind="images",
         metrics=metrics,
         headline=["accuracy", "frechet_ratio"],
+        verdict=verdict,
         n=per_class,
         draws=draws,
         seed=seed,

@@ -242,7 +242,8 @@ MAX_TEXT = 1000
 
 
 def render_text(run: RunView, text: str, sampling: Sampling, *, seed: int, progress: bool | None) -> np.ndarray:
-    """Write `text` with one class-conditional sample per character; spaces are blank cells. Returns (H, W, C)."""
+    """Write `text` with one class-conditional sample per character; spaces are blank cells. Returns uint8 (H, W)
+    for grey images, (H, W, C) for colour."""
     names = run.class_names
     if not names:
         raise UserError("write needs a run trained with conditional classes of characters")
@@ -255,4 +256,5 @@ def render_text(run: RunView, text: str, sampling: Sampling, *, seed: int, progr
     glyphs = iter(to_uint8(run.draw(len(labels), sampling, labels=labels, seed=seed, progress=progress)))
     blank = np.zeros(run.info.shape, dtype=np.uint8)
     cells = np.stack([blank if ch == " " else next(glyphs) for ch in text])
-    return tile(cells, len(text), pad=0)
+    picture = tile(cells, len(text), pad=0)
+    return picture[..., 0] if picture.shape[2] == 1 else picture  # what Pillow's Image.fromarray takes as it is

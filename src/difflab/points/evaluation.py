@@ -150,6 +150,7 @@ def evaluate(
         kind="points",
         metrics=metrics,
         headline=["ratio", "precision", "recall"],
+        verdict=verdict(metrics),
         n=size,
         draws=draws,
         seed=seed,
@@ -157,6 +158,29 @@ def evaluate(
         details={"k": K, "floor_draws": len(pairs), "label": None if cls is None else run.class_names[cls]},
         lines=lines,
         seconds=time.perf_counter() - start,
+    )
+
+
+#: The bounds of the verdict: a ratio as close to the data as the benchmarks call close, precision and recall within
+#: this of their floors (benchmarks/README.md, "sharp").
+CLOSE_RATIO = 1.5
+NEAR_FLOOR = 0.01
+
+
+def verdict(m: dict[str, Stat]) -> str:
+    """One line: how close the samples are, in words, with the figures that say so."""
+    ratio, precision, recall = m["ratio"], m["precision"], m["recall"]
+    blur = precision.mean < m["precision_floor"].mean - NEAR_FLOOR
+    missed = recall.mean < m["recall_floor"].mean - NEAR_FLOOR
+    if ratio.mean <= CLOSE_RATIO and not blur and not missed:
+        words = "close to the data"
+    elif ratio.mean <= CLOSE_RATIO:
+        words = "close in distribution, but " + ("blurred (samples off the data)" if blur else "missing some data")
+    else:
+        words = "not yet close to the data" + (" and blurred" if blur else "")
+    return (
+        f"verdict: {words} — ratio {ratio.format()} (1 = another draw of the data; ≤ {CLOSE_RATIO:g} counts as "
+        f"close), precision {precision.format(3)} against a floor of {m['precision_floor'].mean:.3f}"
     )
 
 
