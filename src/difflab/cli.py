@@ -94,7 +94,7 @@ def cmd_sample(args: argparse.Namespace) -> str:
     n = check_number("n", args.n)
     require_disk(16.0 * n * math.prod(run.info.shape), out.parent, f"writing {n} {kind.item_name}")
     samples = run.sample(n, label=args.cls, seed=args.seed, **sampling_given(args))
-    run.kind.write_samples(samples, out)
+    run.kind.write_samples(samples, out, run.info)
     shape = f"dimension {samples.shape[1]}" if samples.ndim == 2 else f"shape {tuple(samples.shape[1:])}"
     return f"wrote {len(samples)} {kind.item_name} of {shape} to {out}"
 

@@ -61,6 +61,7 @@ class TrainConfig:
     conditional: bool = False
     p_uncond: float = 0.15
     labelled: int = -1
+    label_column: str = "label"
     learned_variance: bool = False
     clip: ClipKind = "none"
     sample_variance: VarianceKind = "small"
@@ -112,6 +113,7 @@ OPTION_HELP = {
     "conditional": "train with class labels and a learned 'no label' entry, for classifier-free guidance",
     "p_uncond": "probability that a training label is replaced by 'no label' (classifier-free guidance)",
     "labelled": "keep the labels of only this many random training points, the rest 'no label' (-1 = all)",
+    "label_column": "the column of a CSV file or DataFrame that holds class labels (the others hold numbers)",
     "learned_variance": "also learn the reverse-process variance (Nichol & Dhariwal 2021, the hybrid loss)",
     "clip": "default clipping of predicted x0 when sampling: none, clip to [-1, 1], or dynamic thresholding",
     "sample_variance": "default DDPM reverse variance: small (β̃), large (β), or learned (needs learned_variance)",

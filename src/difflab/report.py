@@ -147,6 +147,7 @@ def write_report(run: RunView, *, figures: bool = True, progress: bool | None = 
         ["spec", source.spec],
         ["items", source.n_items],
         ["item shape", list(info.shape)],
+        ["columns", ", ".join(info.columns) if info.columns else "unnamed"],
         ["classes", ", ".join(info.class_names) if info.class_names else "none (unconditional)"],
         ["copy kept in the run", "yes" if source.stored else "no (read from the spec, checked by fingerprint)"],
         ["fingerprint (SHA-256)", source.fingerprint[:16] + "…"],

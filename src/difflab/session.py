@@ -20,6 +20,7 @@ import torch
 import difflab.distributed as distributed
 from difflab.callbacks import Callback, Event, emit
 from difflab.config import OPTION_NAMES, RESUMABLE_CHANGES, TrainConfig, make_config
+from difflab.data.tables import from_table, is_table
 from difflab.data.training_set import DataSource, TrainingSet
 from difflab.errors import UserError, option, setting
 from difflab.kind import Kind
@@ -61,9 +62,12 @@ def prepare(data: str | Path | np.ndarray | torch.Tensor, labels: Any, options: 
     """Resolve the data through its kind and build the config: the kind's defaults, then the user's options."""
     if "data" in options:
         raise UserError("give the data as the first argument, not as an option")
+    columns = None
+    if is_table(data):
+        data, labels, columns = from_table(data, labels, str(options.get("label_column", TrainConfig.label_column)))
     if not isinstance(data, (str, Path, np.ndarray, torch.Tensor)):
         given = setting("data", data, quoted=True)
-        raise UserError(f"invalid {given}; expected a dataset name, a file path or an array")
+        raise UserError(f"invalid {given}; expected a dataset name, a file path, an array or a DataFrame")
     kind: Kind
     if labels is not None and "conditional" not in options:
         options = {**options, "conditional": True}  # labels mean conditioning; said when training starts
@@ -74,7 +78,7 @@ def prepare(data: str | Path | np.ndarray | torch.Tensor, labels: Any, options: 
         cfg = make_config({**kind.defaults.training_for(spec), **options, "data": spec})
         if labels is not None and not cfg.conditional:
             raise UserError("labels were given with conditional=False; drop the labels, or train with conditional=True")
-        loaded = kind.from_array(array, labels)
+        loaded = kind.from_array(array, labels, columns)
     else:
         if labels is not None:
             raise UserError("labels go with an array; files and built-in sets carry their own")

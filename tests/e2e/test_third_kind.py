@@ -76,7 +76,7 @@ class Signals:
     def load_spec(self, spec: str, cfg: TrainConfig) -> np.ndarray:
         return waves(cfg.n_data, cfg.seed)
 
-    def from_array(self, array: np.ndarray, labels: Any) -> np.ndarray:
+    def from_array(self, array: np.ndarray, labels: Any, columns: list[str] | None = None) -> np.ndarray:
         raise difflab.UserError("signals come from the 'waves' spec")
 
     def training_set(self, data: np.ndarray, cfg: TrainConfig, spec: str) -> TrainingSet:
@@ -97,7 +97,7 @@ class Signals:
     def output(self, model: TrainedModel, x: torch.Tensor) -> np.ndarray:
         return model.to_data_units(x)
 
-    def write_samples(self, samples: np.ndarray, path: Path) -> None:
+    def write_samples(self, samples: np.ndarray, path: Path, info: DataInfo) -> None:
         np.save(path, samples)
 
     def snapshot(self, model: TrainedModel, x: torch.Tensor) -> np.ndarray:

@@ -101,3 +101,44 @@ def test_the_report_opens_with_the_verdict(tmp_path: Path) -> None:
     assert re.search(r'<p class="verdict">verdict: ', body)
     assert body.index("ratio") < body.index("distance") < body.index("<h2>Training</h2>")  # the headline first
     assert json.loads((tmp_path / "run" / "eval.json").read_text())["verdict"] == result.verdict
+
+
+def test_data_as_people_have_it_keeps_its_column_names_end_to_end(tmp_path: Path) -> None:
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {"east_m": rng.uniform(0, 2000, 300), "north_m": rng.uniform(0, 50, 300), "side": ["west", "east"] * 150}
+    )
+    run = difflab.train(frame, tmp_path / "run", label_column="side", **SMALL)
+    assert run.config.conditional and run.class_names == ["east", "west"] and run.info.columns == ["east_m", "north_m"]
+    assert difflab.load(tmp_path / "run").info.columns == ["east_m", "north_m"]  # kept in config.json
+    from difflab.cli import main
+
+    assert main(["sample", str(tmp_path / "run"), "--n", "5", "--out", str(tmp_path / "s.csv")]) == 0
+    assert (tmp_path / "s.csv").read_text().splitlines()[0] == "east_m,north_m"
+    assert difflab.train(frame["east_m"], **SMALL).info.columns == ["east_m"]  # a Series
+    assert difflab.train([[0.0, 1.0], [1.0, 0.5], [2.0, 0.1]] * 10, **SMALL).info.shape == (2,)  # a list of rows
+    with pytest.raises(difflab.UserError, match=r"column 'side' holds 'west', not numbers; .*label_column='side'"):
+        difflab.train(frame, **SMALL)
+    with pytest.raises(difflab.UserError) as caught:
+        difflab.train(pd.DataFrame({"a": ["x"] * 5000}), **SMALL)
+    assert len(str(caught.value)) < 200  # a short repr, never the whole frame
+
+
+def test_a_csv_names_its_label_column(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from difflab.cli import main
+
+    rows = ["x_m,y_m,species"] + [f"{k * 10.0},{(k % 7) * 3.0},{'west' if k % 2 else 'east'}" for k in range(60)]
+    (tmp_path / "d.csv").write_text("\n".join(rows) + "\n")
+    args = ["train", "--data", str(tmp_path / "d.csv"), "--steps", "3", "--hidden", "16", "--out"]
+    assert main([*args, str(tmp_path / "a")]) == 2
+    assert (
+        "column 3 ('species'): 'east' is not a number; if it holds class labels, name it: --label-column 'species'"
+        in (capsys.readouterr().err)
+    )
+    assert main([*args, str(tmp_path / "b"), "--label-column", "species", "--conditional"]) == 0
+    run = difflab.load(tmp_path / "b")
+    assert run.class_names == ["east", "west"] and run.info.columns == ["x_m", "y_m"]
+    assert main([*args, str(tmp_path / "c"), "--label-column", "kind"]) == 2
+    assert "no column named 'kind' to take labels from; its columns are x_m, y_m, species" in capsys.readouterr().err

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from difflab.data.toy import PointData
-from difflab.errors import UserError, short
+from difflab.errors import UserError, setting, short
 from difflab.limits import require_memory
 
 LABEL_COLUMN = "label"
@@ -59,8 +59,9 @@ def labels_from(values: Any, n: int) -> tuple[np.ndarray, list[str]]:
     return labels_to_ints([str(v) for v in items])
 
 
-def read_csv(path: Path) -> PointData:
-    """Read a CSV of numbers, header optional; a header column named `label` holds class labels."""
+def read_csv(path: Path, label_column: str = LABEL_COLUMN) -> PointData:
+    """Read a CSV of numbers, header optional; the header column named `label_column` holds class labels, and the
+    other header names are kept as the data's column names."""
     try:
         # Python's rows of strings peak at about 23 times the file's bytes (a 10 MB file: 234 MB resident).
         require_memory(25.0 * path.stat().st_size, f"reading {path}")
@@ -84,24 +85,33 @@ def read_csv(path: Path) -> PointData:
     for n, row in enumerate(rows, start=2 if header else 1):
         if len(row) != width:
             raise UserError(f"{path}: line {n} has {len(row)} columns, expected {width} (ragged rows)")
-    label_col = header.index(LABEL_COLUMN) if header and LABEL_COLUMN in header else None
+    label_col = header.index(label_column) if header and label_column in header else None
+    if label_column != LABEL_COLUMN and label_col is None:
+        found = f"its columns are {', '.join(header)}" if header else "it has no header"
+        raise UserError(f"{path}: no column named {label_column!r} to take labels from; {found}")
     data_cols = [k for k in range(width) if k != label_col]
     if not data_cols:
-        raise UserError(f"{path}: no data columns besides '{LABEL_COLUMN}'")
+        raise UserError(f"{path}: no data columns besides '{label_column}'")
     values = np.empty((len(rows), len(data_cols)), dtype=np.float64)
     for n, row in enumerate(rows, start=2 if header else 1):
         for j, k in enumerate(data_cols):
             try:
                 values[n - (2 if header else 1), j] = float(row[k])
             except ValueError:
-                raise UserError(f"{path}: line {n}, column {k + 1}: {row[k]!r} is not a number") from None
+                name = f"column {k + 1}" + (f" ({header[k]!r})" if header else "")
+                hint = (
+                    f"; if it holds class labels, name it: {setting('label_column', header[k], quoted=True)}"
+                    if header and not _is_number(row[k])
+                    else ""
+                )
+                raise UserError(f"{path}: line {n}, {name}: {row[k]!r} is not a number{hint}") from None
     labels, names = (None, None)
     if label_col is not None:
         for n, row in enumerate(rows, start=2):
             if not row[label_col]:
-                raise UserError(f"{path}: line {n}: empty '{LABEL_COLUMN}'; every row needs a class label")
+                raise UserError(f"{path}: line {n}: empty '{label_column}'; every row needs a class label")
         labels, names = labels_to_ints([row[label_col] for row in rows])
-    return PointData(values, labels, names)
+    return PointData(values, labels, names, [header[k] for k in data_cols] if header else None)
 
 
 def _check_npy_size(path: Path) -> None:
@@ -163,7 +173,7 @@ def validate(data: PointData, source: str) -> PointData:
     return data
 
 
-def read_points(path: Path) -> PointData:
+def read_points(path: Path, label_column: str = LABEL_COLUMN) -> PointData:
     """Read and check a user point file by its extension (.csv, .txt, .npy)."""
     if not path.exists():
         raise UserError(f"{path}: no such file")
@@ -173,7 +183,7 @@ def read_points(path: Path) -> PointData:
     if suffix == ".npy":
         data = read_npy(path)
     elif suffix in (".csv", ".txt"):
-        data = read_csv(path)
+        data = read_csv(path, label_column)
     else:
         raise UserError(f"{path}: unknown file type {suffix or '(none)'}; use .csv or .npy")
     return validate(data, str(path))

@@ -22,10 +22,12 @@ class PointData:
     x: np.ndarray
     labels: np.ndarray | None = None
     class_names: list[str] | None = None
+    columns: list[str] | None = None  # the data's own column names (a CSV header, a DataFrame), if it has them
 
     def subset(self, index: np.ndarray) -> PointData:
         """The rows at `index`, with their labels."""
-        return PointData(self.x[index], None if self.labels is None else self.labels[index], self.class_names)
+        labels = None if self.labels is None else self.labels[index]
+        return PointData(self.x[index], labels, self.class_names, self.columns)
 
 
 def _rng(seed: int) -> np.random.Generator:

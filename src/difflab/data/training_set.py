@@ -25,6 +25,7 @@ class DataInfo:
     scaler: MinMaxScaler
     class_names: list[str] | None
     kind: str | None = None  # the kind of data (`difflab.kinds`); None in runs written before kinds were recorded
+    columns: list[str] | None = None  # the data's own column names (points from a CSV header or a DataFrame)
 
     @property
     def num_classes(self) -> int:
@@ -32,7 +33,8 @@ class DataInfo:
 
     def to_dict(self) -> dict[str, Any]:
         d = {"shape": list(self.shape), "scaler": self.scaler.to_dict(), "class_names": self.class_names}
-        return d if self.kind is None else {**d, "kind": self.kind}
+        optional = {"kind": self.kind, "columns": self.columns}
+        return d | {k: v for k, v in optional.items() if v is not None}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DataInfo:
@@ -50,7 +52,10 @@ class DataInfo:
         kind = d.get("kind")
         if kind is not None and not isinstance(kind, str):
             raise ValueError("kind must be a string")
-        return cls(shape, scaler, names, kind)
+        columns = d.get("columns")
+        if columns is not None and (not isinstance(columns, list) or not all(isinstance(c, str) for c in columns)):
+            raise ValueError("columns must be a list of strings")
+        return cls(shape, scaler, names, kind, columns)
 
 
 def fingerprint(items: np.ndarray, labels: np.ndarray | None) -> str:

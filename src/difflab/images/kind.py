@@ -53,7 +53,7 @@ class ImageKind:
     def load_spec(self, spec: str, cfg: TrainConfig) -> ImageData:
         return load_image_set(spec, "train")
 
-    def from_array(self, array: np.ndarray, labels: Any) -> ImageData:
+    def from_array(self, array: np.ndarray, labels: Any, columns: list[str] | None = None) -> ImageData:
         """uint8 images, or floats in [0, 1]; labels optional (one class "all" without them)."""
         if array.ndim != 4:
             raise UserError(f"images must be (N, C, H, W), got shape {array.shape}")
@@ -95,7 +95,7 @@ class ImageKind:
         """Floats in [0, 1]."""
         return to_unit(x)
 
-    def write_samples(self, samples: np.ndarray, path: Path) -> None:
+    def write_samples(self, samples: np.ndarray, path: Path, info: DataInfo) -> None:
         """.npy: uint8 (N, C, H, W); .png: a square grid."""
         images = unit_to_uint8(samples)
         if path.suffix.lower() == ".png":

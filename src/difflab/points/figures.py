@@ -90,7 +90,14 @@ def plot(
     final, states = record(run, sampling, n, PROCESS_COLUMNS, labels, seed, progress)
     written = [folder / "samples.png", folder / "reverse.png", folder / "forward.png", folder / "schedule.png"]
     plots.plot_comparison(
-        truth, final, written[0], caption=text, data_labels=data_labels, sample_labels=sample_labels, class_names=names
+        truth,
+        final,
+        written[0],
+        caption=text,
+        data_labels=data_labels,
+        sample_labels=sample_labels,
+        class_names=names,
+        axis_names=run.info.columns,
     )
     log_snr = run.model.schedule.log_snr
     columns: list[tuple[str, np.ndarray, np.ndarray | None]] = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,11 @@ if TYPE_CHECKING:
     from difflab.sampling import Sampling
 
 
+def column_names(info: DataInfo) -> list[str]:
+    """The data's own column names, or x0, x1, ... when it has none."""
+    return info.columns or [f"x{k}" for k in range(info.shape[0])]
+
+
 class PointKind:
     """Points (N, D); see `difflab.kind.Kind`."""
 
@@ -43,9 +49,9 @@ class PointKind:
     def load_spec(self, spec: str, cfg: TrainConfig) -> PointData:
         if self.is_builtin(spec):
             require_memory(cfg.n_data * 200.0, f"{setting('n_data', cfg.n_data)}")
-        return load_points(spec, cfg.n_data, cfg.seed)
+        return load_points(spec, cfg.n_data, cfg.seed, cfg.label_column)
 
-    def from_array(self, array: np.ndarray, labels: Any) -> PointData:
+    def from_array(self, array: np.ndarray, labels: Any, columns: list[str] | None = None) -> PointData:
         if array.dtype.kind not in "biuf":
             raise UserError(f"points must be numbers, got an array of dtype {array.dtype}")
         x = np.asarray(array, dtype=np.float64)
@@ -54,12 +60,15 @@ class PointKind:
         codes = None
         if labels is not None:
             codes, names = labels_from(labels, len(x))
-        return validate(PointData(x, codes, names), "the array")
+        if columns is not None and len(columns) != x.shape[1]:
+            columns = None
+        return validate(PointData(x, codes, names, columns), "the array")
 
     def training_set(self, data: PointData, cfg: TrainConfig, spec: str) -> TrainingSet:
         """Fit the per-column [-1, 1] normalization; the run keeps a copy of the points."""
         scaler = MinMaxScaler.fit(data.x, spec)
-        info = DataInfo((data.x.shape[1],), scaler, data.class_names if cfg.conditional else None, self.defaults.name)
+        classes = data.class_names if cfg.conditional else None
+        info = DataInfo((data.x.shape[1],), scaler, classes, self.defaults.name, data.columns)
         source = DataSource(spec, len(data.x), fingerprint(data.x, data.labels), stored=True)
         x = torch.as_tensor(scaler.transform(data.x), dtype=torch.float32)
         return TrainingSet(x, data.labels, info, source)
@@ -72,6 +81,8 @@ class PointKind:
 
     def data_copy(self, data: PointData) -> dict[str, np.ndarray]:
         arrays = {"x": data.x}
+        if data.columns is not None:
+            arrays["columns"] = np.array(data.columns, dtype=str)
         if data.labels is not None and data.class_names is not None:
             arrays |= {"labels": data.labels, "class_names": np.array(data.class_names, dtype=str)}
         return arrays
@@ -81,22 +92,25 @@ class PointKind:
             x = np.asarray(arrays["x"], dtype=np.float64)
             labels = arrays.get("labels")
             names = [str(s) for s in arrays["class_names"]] if "class_names" in arrays else None
+            columns = [str(s) for s in arrays["columns"]] if "columns" in arrays else None
         except (KeyError, ValueError, TypeError) as e:
             raise UserError(f"the run's data copy is damaged ({e})") from None
-        return validate(PointData(x, None if labels is None else labels.astype(np.int64), names), "the run's data copy")
+        codes = None if labels is None else labels.astype(np.int64)
+        return validate(PointData(x, codes, names, columns), "the run's data copy")
 
     def output(self, model: TrainedModel, x: torch.Tensor) -> np.ndarray:
         """Data units (the stored normalization inverted)."""
         return model.to_data_units(x)
 
-    def write_samples(self, samples: np.ndarray, path: Path) -> None:
-        """.npy (float64) or .csv with a header x0, x1, ..., written atomically."""
+    def write_samples(self, samples: np.ndarray, path: Path, info: DataInfo) -> None:
+        """.npy (float64) or .csv with the data's own column names as its header (x0, x1, ... without), atomically."""
         buf = io.BytesIO()
         if path.suffix.lower() == ".npy":
             np.save(buf, samples)
         else:
-            header = ",".join(f"x{k}" for k in range(samples.shape[1]))
-            np.savetxt(buf, samples, delimiter=",", header=header, comments="", fmt="%.6g")
+            line = io.StringIO()
+            csv.writer(line, lineterminator="").writerow(column_names(info))
+            np.savetxt(buf, samples, delimiter=",", header=line.getvalue(), comments="", fmt="%.6g")
         atomic_write_bytes(path, buf.getvalue())
 
     def snapshot(self, model: TrainedModel, x: torch.Tensor) -> np.ndarray:

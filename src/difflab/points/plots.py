@@ -1,7 +1,9 @@
 """Figures for point data, drawn with matplotlib's object API (no pyplot, so no backend is chosen on import).
 
-Every figure says what made it (a caption with the sampler, steps and guidance), points keep equal axes (a
-circle is drawn as a circle), and class-coloured points come with a legend.
+Every figure says what made it (a caption with the sampler, steps and guidance), points keep equal axes where
+the two columns share a scale (a circle is drawn as a circle; columns of very different spans, such as metres
+against kilograms, each fill their axis), axes carry the data's own column names, and class-coloured points
+come with a legend.
 """
 
 from __future__ import annotations
@@ -45,20 +47,39 @@ def class_colours(labels: np.ndarray) -> np.ndarray:
     return matplotlib.colormaps[CLASS_MAP](np.asarray(labels, dtype=np.int64) % 10)
 
 
+#: Two columns share a scale when their spans differ by at most this factor; only then are the axes equal.
+SAME_SCALE = 4.0
+
+
+def shares_scale(spans: np.ndarray) -> bool:
+    """Whether two columns with these spans belong on equal axes."""
+    small, large = float(np.min(spans)), float(np.max(spans))
+    return small > 0 and large / small <= SAME_SCALE
+
+
 def scatter(
-    ax: Axes, x: np.ndarray, pair: tuple[int, int], labels: np.ndarray | None, title: str, *, ticks: bool = True
+    ax: Axes,
+    x: np.ndarray,
+    pair: tuple[int, int],
+    labels: np.ndarray | None,
+    title: str,
+    *,
+    ticks: bool = True,
+    axis_names: Sequence[str] | None = None,
 ) -> None:
-    """Points of columns `pair` on equal axes (a histogram for 1-D data), coloured by class if labelled."""
+    """Points of columns `pair` (a histogram for 1-D data), coloured by class if labelled, on equal axes where the
+    columns share a scale, labelled with the data's column names (`axis_names`, else x0, x1, ...)."""
     i, j = pair
     if i == j:
         ax.hist(x[:, i], bins=80, color="tab:blue", alpha=0.8)
     else:
         colour = class_colours(labels) if labels is not None else "tab:blue"
         ax.scatter(x[:, i], x[:, j], s=POINT_SIZE, alpha=0.6, linewidths=0, c=colour)
-        ax.set_aspect("equal", adjustable="box")
+        if shares_scale(np.ptp(x[:, [i, j]], axis=0)):
+            ax.set_aspect("equal", adjustable="box")
         if ticks:
-            ax.set_xlabel(f"x{i}")
-            ax.set_ylabel(f"x{j}")
+            ax.set_xlabel(axis_names[i] if axis_names else f"x{i}")
+            ax.set_ylabel(axis_names[j] if axis_names else f"x{j}")
     if not ticks:
         ax.set_xticks([])
         ax.set_yticks([])
@@ -74,7 +95,10 @@ def class_legend(fig: Figure, class_names: Sequence[str]) -> None:
 
 
 def _panel_height(lo: np.ndarray, hi: np.ndarray, *, width: float) -> float:
-    """Inches of height an equal-aspect panel `width` inches wide needs for the box lo..hi (kept readable)."""
+    """Inches of height a panel `width` inches wide needs for the box lo..hi: the box's shape on equal axes (kept
+    readable), a fixed height where the columns do not share a scale."""
+    if not shares_scale(hi - lo):
+        return 0.8 * width
     aspect = float((hi[1] - lo[1]) / max(hi[0] - lo[0], 1e-12))
     return width * min(max(aspect, 0.4), 1.6)
 
@@ -88,6 +112,7 @@ def plot_comparison(
     data_labels: np.ndarray | None = None,
     sample_labels: np.ndarray | None = None,
     class_names: Sequence[str] | None = None,
+    axis_names: Sequence[str] | None = None,
 ) -> None:
     """Data vs generated side by side, in data units, on the same axes; one row per column pair when D > 2."""
     rows = pairs(data.shape[1])
@@ -104,8 +129,8 @@ def plot_comparison(
     fig = Figure(figsize=(9, sum(heights) + 0.7 * len(rows) + 0.3), layout="constrained")
     axes = fig.subplots(len(rows), 2, squeeze=False, height_ratios=heights)
     for row, (pair, (lo, hi)) in enumerate(zip(rows, boxes, strict=True)):
-        scatter(axes[row, 0], data, pair, data_labels, f"data (n = {len(data)})")
-        scatter(axes[row, 1], samples, pair, sample_labels, f"generated (n = {len(samples)})")
+        scatter(axes[row, 0], data, pair, data_labels, f"data (n = {len(data)})", axis_names=axis_names)
+        scatter(axes[row, 1], samples, pair, sample_labels, f"generated (n = {len(samples)})", axis_names=axis_names)
         for ax in axes[row]:
             if pair[0] != pair[1]:
                 ax.set_xlim(lo[0], hi[0])
@@ -249,7 +274,8 @@ def plot_guidance_grid(
                 ax.scatter(background[:, 0], background[:, j], s=1.0, c="0.85", linewidths=0)
             x = cells[k][c]
             ax.scatter(x[:, 0], x[:, j], s=POINT_SIZE, alpha=0.6, linewidths=0, c=class_colours(np.full(len(x), k)))
-            ax.set_aspect("equal", adjustable="box")
+            if shares_scale(np.ptp((x if background is None else background)[:, [0, j]], axis=0)):
+                ax.set_aspect("equal", adjustable="box")
             ax.set_xticks([])
             ax.set_yticks([])
             if k == 0:
@@ -282,7 +308,8 @@ def write_gif(
     cloud = ax.scatter(frames[0][1][:, 0], frames[0][1][:, column], s=POINT_SIZE, alpha=0.6, linewidths=0, c=colour)
     ax.set_xlim(limits[0])
     ax.set_ylim(limits[1])
-    ax.set_aspect("equal", adjustable="box")
+    if shares_scale(np.ptp(np.asarray(limits), axis=1)):
+        ax.set_aspect("equal", adjustable="box")
     title = ax.set_title(frames[0][0], fontsize=10)
     if caption:
         fig.suptitle(caption, fontsize=8)
