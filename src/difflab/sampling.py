@@ -128,12 +128,21 @@ def resolve(options: SamplingOptions, model: TrainedModel, kind: SamplingDefault
         steps=steps,
         spacing=spacing,
         guidance=guidance,
-        clip=options.clip or (model.cfg.clip if model.cfg.clip != "none" else None) or kind.clip or "none",
+        clip=options.clip
+        or (model.cfg.clip if model.cfg.clip != "none" else None)
+        or kind.clip
+        or _noise_clip(model, kind),
         eta=0.0 if options.eta is None else check_number("eta", options.eta),
         variance=variance,
         chunk_size=kind.chunk_size if options.chunk_size is None else check_number("chunk_size", options.chunk_size),
         total=total,
     )
+
+
+def _noise_clip(model: TrainedModel, kind: SamplingDefaults) -> ClipKind:
+    """The kind's clipping for ε and score runs (`SamplingDefaults.noise_target_clip`), else none."""
+    noise_target = model.cfg.target in ("eps", "score")
+    return (kind.noise_target_clip if noise_target else None) or "none"
 
 
 def with_clip(denoiser: Denoiser, clip: ClipKind) -> Denoiser:

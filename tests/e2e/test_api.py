@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 import difflab
+from difflab.points.defaults import POINTS
 from tests.helpers import TINY, env
 
 SMALL = {k: v for k, v in TINY.items() if k not in ("n_data", "checkpoint_every", "device")} | {"steps": 40}
@@ -124,7 +125,8 @@ def test_bad_calls_raise_one_user_error(call, message: str) -> None:  # type: ig
 
 def test_sampling_options_are_named_and_checked() -> None:
     run = difflab.train("moons", progress=False, **{**SMALL, "steps": 4})
-    assert run.resolve().sampler == "dpmpp_2m" and run.resolve(sampler="ddpm").steps == len(run.model.schedule)
+    assert run.resolve().sampler == POINTS.sampling.sampler and run.resolve().steps == POINTS.sampling.steps
+    assert run.resolve(sampler="ddpm").steps == len(run.model.schedule)
     with pytest.raises(difflab.UserError, match="unknown sampling option"):
         run.sample(10, temperature=2.0, progress=False)
     with pytest.raises(difflab.UserError, match="weighs classes"):

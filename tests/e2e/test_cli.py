@@ -10,8 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import difflab
 from difflab.api import load
 from difflab.cli import main
+from difflab.points.defaults import POINTS
 from difflab.run import read_metrics
 from tests.helpers import env, error_line
 
@@ -205,6 +207,9 @@ def test_datasets_lists_and_exports(tmp_path: Path, capsys: pytest.CaptureFixtur
 def test_point_runs_default_to_dpm_solver_and_walk_the_whole_chain_with_ddpm(run_dir: Path) -> None:
     run = load(run_dir)
     default, few, ancestral = run.resolve(), run.resolve(steps=5), run.resolve(sampler="ddpm")
-    assert (default.sampler, default.steps, default.spacing, default.guidance) == ("dpmpp_2m", 20, "quadratic", 3.0)
-    assert (few.sampler, few.steps, few.spacing) == ("dpmpp_2m", 5, "quadratic")
+    s = POINTS.sampling
+    assert (default.sampler, default.steps, default.spacing, default.guidance) == (s.sampler, 20, s.spacing, s.guidance)
+    assert (few.sampler, few.steps, few.spacing) == (s.few_step_sampler, 5, s.spacing)
+    eps = difflab.train("moons", progress=False, target="eps", steps=2, n_data=64, hidden=8, depth=1, timesteps=20)
+    assert (default.clip, eps.resolve().clip, eps.resolve(clip="none").clip) == ("none", "clip", "none")
     assert (ancestral.sampler, ancestral.steps) == ("ddpm", len(run.model.schedule))

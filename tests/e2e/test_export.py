@@ -45,7 +45,8 @@ def test_a_point_run_round_trips_through_diffusers(tmp_path: Path, target: str) 
     run = difflab.train("moons", out=tmp_path / "run", target=target, progress=False, **POINTS)
     folder = tmp_path / "export"
     assert main(["export", str(run.path), "--diffusers", str(folder)]) == 0
-    for scheduler_class, sampler in PAIRS:
+    clips = run.resolve().clip == "clip"  # ε and score runs clip by default, and DPMSolverMultistep cannot
+    for scheduler_class, sampler in PAIRS[:2] if clips else PAIRS:
         # 40 does not divide T = 100: trailing's half-way rounding must match diffusers' (97, not 96). Their DDIM
         # steps back a fixed T // steps, so it follows the grid only where steps divides T (25 does).
         for steps in (10, 25) if scheduler_class is DDIMScheduler else (10, 40):

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from difflab.kind import RunView
     from difflab.sampling import Sampling
 
+#: Pixel height of titles and labels: legible at the picture's stored size.
+LABEL_SIZE = 14
 TRAJECTORY_ROWS = 4
 TRAJECTORY_COLUMNS = 8
 SCALE = 2
@@ -62,14 +64,16 @@ def class_grids(
     paths = []
     for k, name in enumerate(names):
         path = folder / f"class-{k:02d}-{_file_name(name)}.png"
-        save_picture(labelled(to_pil(tile(images[k], 8), SCALE), f"class {name}; {text}"), path)
+        grid = to_pil(tile(images[k], 8), scale_for(run.info.shape[2]))
+        save_picture(labelled(grid, f"class {name}; {text}", size=LABEL_SIZE), path)
         paths.append(path)
     everything = folder / "all-classes.png"
     cols = min(per_class, 16)
-    scale = scale_for(run.info.shape[2], 24)
+    scale = scale_for(run.info.shape[2], 40)
     mosaic = to_pil(tile(images[:, :cols].reshape(-1, *run.info.shape), cols), scale)
     row_height = (run.info.shape[1] + PAD) * scale
-    save_picture(labelled(mosaic, text, row_labels=list(names), row_height=row_height), everything)
+    picture = labelled(mosaic, text, row_labels=list(names), row_height=row_height, size=LABEL_SIZE)
+    save_picture(picture, everything)
     return [*paths, everything]
 
 

@@ -6,9 +6,9 @@ from types import MappingProxyType
 
 from difflab.defaults import KindDefaults, SamplingDefaults
 
-#: DPM-Solver++(2M) SDE on 20 quadratic timesteps with x̂0 clipped to the data's range: as close to the data as
-#: the full ancestral chain at 1/50 of its model calls, for v and ε targets alike, where the deterministic
-#: solvers without clipping send ε-target samples far off the data (benchmarks/RESULTS-defaults.md), so figures,
+#: DPM-Solver++(2M) SDE on 20 quadratic timesteps: as close to the data as the full ancestral chain at 1/50 of
+#: its model calls, for v and ε targets alike, ε and score runs with x̂0 clipped to the data's range, without
+#: which few-step solvers send their samples far off the data (benchmarks/RESULTS-defaults.md); so figures,
 #: evaluations and reports of a default run take seconds. `sampler="ddpm"` alone walks every trained step.
 #: Guidance 3 (benchmarks/guidance.py).
 SAMPLING = SamplingDefaults(
@@ -18,8 +18,9 @@ SAMPLING = SamplingDefaults(
     ancestral_steps=None,
     spacing="quadratic",
     guidance=3.0,
-    clip="clip",
+    clip=None,
     chunk_size=10_000,
+    noise_target_clip="clip",
 )
 
 #: Built-in sets whose default budget is not TrainConfig's: where every seed of benchmarks/time_to_quality.py
