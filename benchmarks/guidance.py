@@ -34,23 +34,25 @@ def measure(run: difflab.Run, weights: list[float], n: int, draws: int, seed: in
     labels = torch.arange(n) % len(names)
     rows = []
     for w in weights:
-        sampling = run.resolve(guidance=w)
+        sampling = run.resolve(sampler="ddpm", guidance=w)
         agreement = []
         for d in range(draws):
             x = torch.as_tensor(run.model.to_data_units(run.draw(n, sampling, labels=labels, seed=seed + d)))
             agreement.append(float((nearest_neighbour_labels(x, reference, ref_labels) == labels).double().mean()))
         ratios = [
             cell(
-                run.evaluate(n=n // 2, draws=draws, label=k, guidance=w, seed=seed, progress=False, save=False)["ratio"]
+                run.evaluate(
+                    n=n // 2, draws=draws, label=k, guidance=w, seed=seed, sampler="ddpm", progress=False, save=False
+                )["ratio"]
             )
             for k in range(len(names))
         ]
         rows.append(f"{w:g} | {Stat([100 * a for a in agreement]).format(2)}% | " + " / ".join(ratios))
     shares = []
     for d in range(draws):
-        x = torch.as_tensor(run.sample(n, seed=seed + d, progress=False))
+        x = torch.as_tensor(run.sample(n, seed=seed + d, sampler="ddpm", progress=False))
         shares.append(np.bincount(nearest_neighbour_labels(x, reference, ref_labels).numpy(), minlength=2) / n)
-    ratio = run.evaluate(n=n, draws=draws, seed=seed, progress=False, save=False)["ratio"]
+    ratio = run.evaluate(n=n, draws=draws, seed=seed, sampler="ddpm", progress=False, save=False)["ratio"]
     share_text = " / ".join(Stat([s[k] for s in shares]).format(3) for k in range(2))
     rows.append(f"0 (uncond.) | shares {share_text} | {cell(ratio)} (all data)")
     return rows

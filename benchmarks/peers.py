@@ -75,8 +75,8 @@ def fewest_nfe(quality: Callable[[int], float]) -> str:
 def difflab_row(name: str, data: str, budget: float, args: argparse.Namespace, options: dict[str, object]) -> str:
     steps = budgeted_steps(data, budget, **options)
     run = difflab.train(data, steps=steps, progress=False, threads=1, **options)
-    ev = run.evaluate(n=args.n, draws=args.draws, progress=False, save=False)
-    sampling = run.resolve()
+    ev = run.evaluate(n=args.n, draws=args.draws, sampler="ddpm", progress=False, save=False)  # the full chain
+    sampling = run.resolve(sampler="ddpm")
     start = time.perf_counter()
     run.sample(args.n, progress=False)
     rate = args.n / (time.perf_counter() - start)

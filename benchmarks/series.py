@@ -37,7 +37,7 @@ def main() -> None:
         run = trained(name, args.keep, name, **extra)
         train_s = time.perf_counter() - start
         start = time.perf_counter()
-        ev = run.evaluate(n=args.n, draws=args.draws, progress=False, save=False)
+        ev = run.evaluate(n=args.n, draws=args.draws, sampler="ddpm", progress=False, save=False)
         eval_s = time.perf_counter() - start
         print(
             f"| {name} | {run.step} | {train_s:.0f} | {eval_s:.0f} | {cell(ev['ratio'])} | "

@@ -48,7 +48,7 @@ def main() -> None:
             folder = stem if variant == "default" else f"{stem}-{variant.replace(' ', '-')}"  # fewstep.py's names
             run = trained(data, args.keep, folder, **VARIANTS[variant])
             seconds = time.perf_counter() - start
-            ev = run.evaluate(n=args.n, draws=args.draws, progress=False, save=False)
+            ev = run.evaluate(n=args.n, draws=args.draws, sampler="ddpm", progress=False, save=False)
             print(
                 f"| {name} | {variant} | {cell(ev['precision'], 3)} ({cell(ev['precision_floor'], 3)}) | "
                 f"{cell(ev['recall'], 3)} ({cell(ev['recall_floor'], 3)}) | {cell(ev['ratio'])} | {seconds:.0f} |",

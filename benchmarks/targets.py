@@ -37,7 +37,11 @@ def main() -> None:
             run = trained(data, args.keep, f"{data}-{target}", target=target, **extra)
             seconds = time.perf_counter() - start
             cells = [
-                cell(run.evaluate(n=args.n, draws=args.draws, clip=c, progress=False, save=False)["ratio"])
+                cell(
+                    run.evaluate(n=args.n, draws=args.draws, sampler="ddpm", clip=c, progress=False, save=False)[
+                        "ratio"
+                    ]
+                )
                 for c in args.clip
             ]
             print(f"| {data} | {target} | {' | '.join(cells)} | {seconds:.0f} |", flush=True)

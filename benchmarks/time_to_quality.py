@@ -51,7 +51,7 @@ def curve(data: str, options: dict[str, Any], every: int, n: int, draws: int, st
     points: list[Point] = []
 
     def evaluate(step: int, ema: Any) -> None:
-        ev = as_run(ema, step).evaluate(n=n, draws=draws, steps=20, progress=False, save=False)
+        ev = as_run(ema, step).evaluate(n=n, draws=draws, sampler="dpmpp_2m", steps=20, progress=False, save=False)
         points.append((step, trainer.elapsed, ev["ratio"].mean, ev["precision"].mean, ev["precision_floor"].mean))
         if stop and is_sharp(points[-1]):
             raise Reached

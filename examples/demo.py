@@ -3,11 +3,11 @@
     python examples/demo.py [RUN_DIR]
 
 The same as `difflab train --data moons --out runs/demo --steps 700 --batch-size 2048 --lr 6e-3`, then
-`difflab sample/evaluate/plot/animate/report runs/demo --steps 20`, without five Python start-ups. The demo
+`difflab sample/evaluate/plot/animate/report runs/demo`, without five Python start-ups. The demo
 trains 700 steps of 2,048 points where the default trains 15,000 of 512: on two cores a large batch keeps both
 busy (about 80,000 points a second against 45,000), so the demo fits in 45 s; the default draws thin structures
-sharper (README, "make demo"). Sampling uses the few-step default (20 network evaluations instead of the
-1000-step chain; benchmarks/fewstep.py measures that it is as good).
+sharper (README, "make demo"). Sampling uses the default: 20 network evaluations of DPM-Solver++(2M) SDE
+instead of the 1000-step chain (benchmarks/RESULTS-defaults.md measures that it is as good).
 """
 
 from __future__ import annotations
@@ -22,17 +22,16 @@ import difflab
 
 #: Measured on the idle 2-core machine (README): 4,000 default steps took 66 s end to end.
 TRAINING = {"steps": 700, "batch_size": 2048, "lr": 6e-3}
-FEW = {"steps": 20}
 
 
 def main(out: Path) -> None:
     start = time.perf_counter()
     run = difflab.train("moons", out, **TRAINING)
-    samples = run.sample(10_000, **FEW)
+    samples = run.sample(10_000)
     np.savetxt(out / "samples.csv", samples, delimiter=",", header="x0,x1", comments="", fmt="%.6g")
-    print(run.evaluate(**FEW).summary())
-    figures = run.plot(**FEW)
-    gif = run.animate(**FEW)
+    print(run.evaluate().summary())
+    figures = run.plot()
+    gif = run.animate()
     report = run.report(figures=False)
     names = ", ".join(p.name for p in [*figures, gif])
     print(

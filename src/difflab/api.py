@@ -22,6 +22,7 @@ import difflab.distributed as distributed
 import difflab.session as session
 from difflab.callbacks import Callback, check_callbacks
 from difflab.config import TrainConfig
+from difflab.data.files import class_index
 from difflab.data.training_set import DataInfo, DataSource
 from difflab.errors import UserError, setting
 from difflab.evaluation import EVAL, Evaluation
@@ -30,14 +31,12 @@ from difflab.kinds import kind_for_info
 from difflab.limits import check_flag, check_number, check_path
 from difflab.model import TrainedModel, model_from_weights
 from difflab.run import (
-    CONFIG,
-    RunLock,
     RunRecord,
-    RunStore,
     read_data,
     read_metrics,
     read_run_record,
     read_sampling_weights,
+    write_run,
 )
 from difflab.sampling import Sampling, SamplingOptions, draw, resolve
 from difflab.threads import ThreadGovernor, torch_threads
@@ -180,16 +179,7 @@ class Run:
 
     def class_index(self, label: int | str) -> int:
         """The index of a class given by name, or by index when no class name is an integer."""
-        names = self.class_names or []
-        text = str(label)
-        if text in names:
-            return names.index(text)
-        numeric_names = any(_is_int(name) for name in names)
-        if _is_int(text) and not numeric_names:
-            k = int(text)
-            if 0 <= k < len(names):
-                return k
-        raise UserError(f"unknown class {text!r}; this run's classes are: {', '.join(names)}")
+        return class_index(self.class_names or [], label)
 
     def draw(
         self,
@@ -376,19 +366,8 @@ class Run:
         if self._checkpoint is None:
             raise UserError(f"this run already lives in {self.path}; copy that folder instead")
         target = check_path("path", path)
-        if (target / CONFIG).exists():
-            raise UserError(f"{target} already holds a run; save into a new folder")
         record = RunRecord(self.config, self.info, self.source)
-        lock = RunLock(target)
-        lock.acquire()
-        try:
-            store = RunStore(target, record, self._data if self.source.stored else None)
-            store.begin()
-            store.save(self._checkpoint)
-            for row in self.metrics:
-                store.log(row)
-        finally:
-            lock.release()
+        write_run(target, record, self._data if self.source.stored else None, self._checkpoint, self.metrics)
         return load(target)
 
     def train(
@@ -410,12 +389,6 @@ class Run:
         if self.path is not None:
             return Run.of(session.fit(prepared, self.path, progress=progress, must_resume=True, callbacks=hooks))
         return Run.of(session.fit(prepared, None, progress=progress, checkpoint=self._checkpoint, callbacks=hooks))
-
-
-def _is_int(text: str) -> bool:
-    """True for a plain ASCII integer such as "7" or "-2" (not "²", "--5" or "1e3")."""
-    stripped = text.strip()
-    return stripped.isascii() and stripped.removeprefix("-").isdecimal()
 
 
 def train(

@@ -274,6 +274,28 @@ class RunLock:
         self.fd = None
 
 
+def write_run(
+    target: Path,
+    record: RunRecord,
+    data: dict[str, np.ndarray] | None,
+    checkpoint: Checkpoint,
+    metrics: list[dict[str, Any]],
+) -> None:
+    """Write a run trained in memory as a run directory (config, data copy, checkpoint, log), under its lock."""
+    if (target / CONFIG).exists():
+        raise UserError(f"{target} already holds a run; save into a new folder")
+    lock = RunLock(target)
+    lock.acquire()
+    try:
+        store = RunStore(target, record, data)
+        store.begin()
+        store.save(checkpoint)
+        for row in metrics:
+            store.log(row)
+    finally:
+        lock.release()
+
+
 class RunStore:
     """The trainer's persistence in a run directory (rank 0 only; the caller holds the `RunLock`)."""
 

@@ -45,6 +45,18 @@ def labels_to_ints(raw: list[str]) -> tuple[np.ndarray, list[str]]:
     return np.array([index[s] for s in raw], dtype=np.int64), names
 
 
+def class_index(names: list[str], label: object) -> int:
+    """The index of a class given by name, or by index when no class name is an integer."""
+    text = str(label)
+    if text in names:
+        return names.index(text)
+    numeric_names = any(_as_int(name) is not None for name in names)
+    k = _as_int(text)
+    if k is not None and not numeric_names and 0 <= k < len(names):
+        return k
+    raise UserError(f"unknown class {short(text)}; this run's classes are: {', '.join(names)}")
+
+
 def labels_from(values: Any, n: int) -> tuple[np.ndarray, list[str]]:
     """Class labels given with an array: integers keep their numeric order, anything else is a name."""
     if isinstance(values, (str, bytes)) or not hasattr(values, "__len__"):
