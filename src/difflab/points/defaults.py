@@ -10,14 +10,16 @@ from difflab.defaults import KindDefaults, SamplingDefaults
 #: its model calls, for v and ε targets alike, ε and score runs with x̂0 clipped to the data's range, without
 #: which few-step solvers send their samples far off the data (benchmarks/RESULTS-defaults.md); so figures,
 #: evaluations and reports of a default run take seconds. `sampler="ddpm"` alone walks every trained step.
-#: Guidance 3 (benchmarks/guidance.py).
+#: Guidance 1, the plain conditional model: a class's samples match that class's data best at w = 1 on
+#: circles_vs_moons, a checkerboard in metres and a 5-D mixture, and drift off it as w grows
+#: (benchmarks/RESULTS-defaults.md, "Class fidelity"); guidance.png shows what w > 1 does.
 SAMPLING = SamplingDefaults(
     sampler="dpmpp_2m_sde",
     few_step_sampler="dpmpp_2m_sde",
     steps=20,
     ancestral_steps=None,
     spacing="quadratic",
-    guidance=3.0,
+    guidance=1.0,
     clip=None,
     chunk_size=10_000,
     noise_target_clip="clip",
