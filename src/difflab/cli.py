@@ -31,7 +31,7 @@ from difflab.cli_options import (
     sampling_given,
 )
 from difflab.config import TrainConfig, read_config_file
-from difflab.errors import UserError, option_style
+from difflab.errors import UserError, option_style, setting
 from difflab.kinds import registered
 from difflab.version import __version__
 
@@ -61,6 +61,8 @@ def cmd_train(args: argparse.Namespace) -> str:
         if not args.out:
             raise UserError("train needs --out RUN_DIR (or --resume RUN_DIR)")
         data = options.pop("data", TrainConfig.data)
+        if not isinstance(data, str):  # a config file's value: the command line names data, it never holds it
+            raise UserError(f"invalid {setting('data', data, quoted=True)}; expected a dataset name or a file path")
         run = api.train(data, args.out, **options)
     if distributed.rank() != 0 or run.training is None:
         return ""

@@ -27,8 +27,9 @@ class SamplingDefaults:
     guidance: float
     clip: ClipKind | None  # None: the run's own `clip` option
     chunk_size: int
-    #: Clipping for runs whose network predicts the noise (ε, score) when neither the user nor the run chose one:
-    #: their x̂0 = (x_t − σ ε̂)/α blows up at the noisiest steps of a few-step solver.
+    #: The sampler and clipping for runs whose network predicts the noise (ε, score), when the user chose none:
+    #: their x̂0 = (x_t − σ ε̂)/α blows up at the noisiest steps of a few-step solver. None: as for any run.
+    noise_target_sampler: SamplerName | None = None
     noise_target_clip: ClipKind | None = None
 
 

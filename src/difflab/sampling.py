@@ -108,7 +108,11 @@ def resolve(options: SamplingOptions, model: TrainedModel, kind: SamplingDefault
             raise UserError(f"invalid {setting('steps', steps)}; this run has {total} steps, so use 1..{total}")
     # A sampler-specific option names its sampler: a DDPM variance means DDPM, a DDIM η means DDIM.
     implied = "ddpm" if options.variance is not None else "ddim" if options.eta is not None else None
-    sampler = options.sampler or implied or (kind.few_step_sampler if options.steps is not None else kind.sampler)
+    noise_target = model.cfg.target in ("eps", "score")
+    default_sampler = kind.few_step_sampler if options.steps is not None else kind.sampler
+    if noise_target and kind.noise_target_sampler:
+        default_sampler = kind.noise_target_sampler
+    sampler = options.sampler or implied or default_sampler
     if steps is None:
         default = kind.ancestral_steps if sampler == "ddpm" else kind.steps
         steps = min(default, total) if default else total
@@ -131,18 +135,13 @@ def resolve(options: SamplingOptions, model: TrainedModel, kind: SamplingDefault
         clip=options.clip
         or (model.cfg.clip if model.cfg.clip != "none" else None)
         or kind.clip
-        or _noise_clip(model, kind),
+        or (kind.noise_target_clip if noise_target else None)
+        or "none",
         eta=0.0 if options.eta is None else check_number("eta", options.eta),
         variance=variance,
         chunk_size=kind.chunk_size if options.chunk_size is None else check_number("chunk_size", options.chunk_size),
         total=total,
     )
-
-
-def _noise_clip(model: TrainedModel, kind: SamplingDefaults) -> ClipKind:
-    """The kind's clipping for ε and score runs (`SamplingDefaults.noise_target_clip`), else none."""
-    noise_target = model.cfg.target in ("eps", "score")
-    return (kind.noise_target_clip if noise_target else None) or "none"
 
 
 def with_clip(denoiser: Denoiser, clip: ClipKind) -> Denoiser:

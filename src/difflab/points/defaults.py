@@ -6,22 +6,24 @@ from types import MappingProxyType
 
 from difflab.defaults import KindDefaults, SamplingDefaults
 
-#: DPM-Solver++(2M) SDE on 20 quadratic timesteps: as close to the data as the full ancestral chain at 1/50 of
-#: its model calls, for v and ε targets alike, ε and score runs with x̂0 clipped to the data's range, without
-#: which few-step solvers send their samples far off the data (benchmarks/RESULTS-defaults.md); so figures,
-#: evaluations and reports of a default run take seconds. `sampler="ddpm"` alone walks every trained step.
+#: DPM-Solver++(2M) on 20 quadratic timesteps: within 1.3× of the full ancestral chain's energy ratio on all six
+#: sets of benchmarks/fewstep.py at 1/50 of its model calls, so figures, evaluations and reports of a default
+#: run take seconds. Runs that predict the noise (ε, score) take its SDE form with x̂0 clipped to the data's
+#: range instead: deterministic few-step solvers send their samples far off the data, and the clipped SDE
+#: matched the full chain (benchmarks/RESULTS-defaults.md). `sampler="ddpm"` alone walks every trained step.
 #: Guidance 1, the plain conditional model: a class's samples match that class's data best at w = 1 on
 #: circles_vs_moons, a checkerboard in metres and a 5-D mixture, and drift off it as w grows
 #: (benchmarks/RESULTS-defaults.md, "Class fidelity"); guidance.png shows what w > 1 does.
 SAMPLING = SamplingDefaults(
-    sampler="dpmpp_2m_sde",
-    few_step_sampler="dpmpp_2m_sde",
+    sampler="dpmpp_2m",
+    few_step_sampler="dpmpp_2m",
     steps=20,
     ancestral_steps=None,
     spacing="quadratic",
     guidance=1.0,
     clip=None,
     chunk_size=10_000,
+    noise_target_sampler="dpmpp_2m_sde",
     noise_target_clip="clip",
 )
 
