@@ -387,7 +387,7 @@ class Trainer:
         terminal = self._warn_terminal()
         self.begin()
         start_step = self.step
-        if self.step and self.world.is_main:
+        if self.step and self.world.is_main and progress is not False:
             print(f"difflab train: resuming {self.where} from step {self.step}", file=sys.stderr)
         bar_on, lines = show_progress(progress)
         bar = tqdm(

@@ -33,10 +33,11 @@ def test_labels_given_with_an_array_make_a_conditional_run(capsys: pytest.Captur
         difflab.train(x, labels=y, conditional=False, **SMALL)
 
 
-def test_progress_false_is_silent(capsys: pytest.CaptureFixture[str]) -> None:
-    run = difflab.train("moons", progress=False, **SMALL)
+def test_progress_false_is_silent(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = difflab.train("moons", tmp_path / "run", progress=False, **SMALL)
     run.sample(10, progress=False)
     run.evaluate(n=50, draws=1, progress=False)
+    run.train(steps=14, progress=False)  # a resume too
     assert capsys.readouterr().err == ""
 
 
