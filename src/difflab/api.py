@@ -24,6 +24,7 @@ from difflab.callbacks import Callback, check_callbacks
 from difflab.config import TrainConfig
 from difflab.data.files import class_index
 from difflab.data.training_set import DataInfo, DataSource
+from difflab.defaults import ANIMATION_FRAMES
 from difflab.errors import UserError, setting
 from difflab.evaluation import EVAL, Evaluation
 from difflab.kind import Kind
@@ -305,7 +306,7 @@ class Run:
         out: str | Path | None = None,
         *,
         n: int | None = None,
-        frames: int = 40,
+        frames: int = ANIMATION_FRAMES,
         label: int | str | None = None,
         seed: int = 0,
         device: DeviceChoice | str | None = None,

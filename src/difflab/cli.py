@@ -31,6 +31,7 @@ from difflab.cli_options import (
     sampling_given,
 )
 from difflab.config import TrainConfig, read_config_file
+from difflab.defaults import ANIMATION_FRAMES
 from difflab.errors import UserError, option_style, setting
 from difflab.kinds import registered
 from difflab.version import __version__
@@ -248,7 +249,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run directory")
     p.add_argument("--out", help="GIF path (default RUN/plots/denoising.gif)")
     p.add_argument("--n", type=int, default=None, help=f"items animated (default {per_kind(lambda d: d.animate_n)})")
-    p.add_argument("--frames", type=int, default=40, help="frames before the final one (default 40)")
+    p.add_argument(
+        "--frames",
+        type=int,
+        default=ANIMATION_FRAMES,
+        help=f"frames before the final one (default {ANIMATION_FRAMES})",
+    )
     add_sampling_options(p)
     p.set_defaults(func=cmd_animate)
 

@@ -14,6 +14,9 @@ from typing import Any
 
 from difflab.types import ClipKind, SamplerName, Spacing
 
+#: Frames of a denoising animation before the final one, for every kind (`Run.animate`, `difflab animate`).
+ANIMATION_FRAMES = 40
+
 
 @dataclass(frozen=True)
 class SamplingDefaults:
