@@ -122,6 +122,9 @@ def test_data_as_people_have_it_keeps_its_column_names_end_to_end(tmp_path: Path
     assert difflab.train([[0.0, 1.0], [1.0, 0.5], [2.0, 0.1]] * 10, **SMALL).info.shape == (2,)  # a list of rows
     with pytest.raises(difflab.UserError, match=r"column 'side' holds 'west', not numbers; .*label_column='side'"):
         difflab.train(frame, **SMALL)
+    gap = frame.assign(north_m=frame["north_m"].where(frame.index != 7))
+    with pytest.raises(difflab.UserError, match=r"non-finite value nan at row 8, column 2 \('north_m'\)"):
+        difflab.train(gap, label_column="side", **SMALL)
     with pytest.raises(difflab.UserError) as caught:
         difflab.train(pd.DataFrame({"a": ["x"] * 5000}), **SMALL)
     assert len(str(caught.value)) < 200  # a short repr, never the whole frame

@@ -181,7 +181,8 @@ def validate(data: PointData, source: str) -> PointData:
     bad = ~np.isfinite(x)
     if bad.any():
         row, col = np.argwhere(bad)[0]
-        raise UserError(f"{source}: non-finite value {x[row, col]} at row {row + 1}, column {col + 1}")
+        column = f"column {col + 1}" + (f" ({data.columns[col]!r})" if data.columns else "")
+        raise UserError(f"{source}: non-finite value {x[row, col]} at row {row + 1}, {column}")
     return data
 
 
