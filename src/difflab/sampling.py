@@ -41,6 +41,9 @@ class SamplingOptions:
 #: A learned (VDM) schedule keeps almost no noise for most of its steps, where quadratic spacing puts few steps
 #: (benchmarks/RESULTS-learned-schedule.md), so learned schedules always respace with trailing steps.
 LEARNED_SCHEDULE_SPACING: Spacing = "trailing"
+#: For the same reason a learned schedule samples with its full ancestral chain unless steps are asked for: 20
+#: DPM-Solver++ steps were 10 times further from the data (benchmarks/RESULTS-learned-schedule.md).
+LEARNED_SCHEDULE_SAMPLER: SamplerName = "ddpm"
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,8 @@ def resolve(options: SamplingOptions, model: TrainedModel, kind: SamplingDefault
     default_sampler = kind.few_step_sampler if options.steps is not None else kind.sampler
     if noise_target and kind.noise_target_sampler:
         default_sampler = kind.noise_target_sampler
+    if model.cfg.schedule == "learned" and options.steps is None:
+        default_sampler = LEARNED_SCHEDULE_SAMPLER
     sampler = options.sampler or implied or default_sampler
     if steps is None:
         default = kind.ancestral_steps if sampler == "ddpm" else kind.steps

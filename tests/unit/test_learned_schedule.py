@@ -409,3 +409,11 @@ def test_a_learned_schedule_is_checked_again_after_training(tmp_path: Path) -> N
 def test_a_learned_run_respaces_with_trailing_steps_by_default(learned_run: Path) -> None:
     """Quadratic steps assume cosine-like spread of noise levels over t; a learned γ need not have it."""
     assert load(learned_run).resolve(steps=10).spacing == "trailing"
+
+
+def test_a_learned_run_samples_its_full_chain_unless_steps_are_asked_for(learned_run: Path) -> None:
+    """Its noise levels bunch in the last quarter of t, where a 20-step solver has few steps to spend."""
+    run = load(learned_run)
+    full, few = run.resolve(), run.resolve(steps=10)
+    assert (full.sampler, full.steps) == ("ddpm", len(run.model.schedule))
+    assert (few.sampler, few.steps) == ("dpmpp_2m", 10)
