@@ -6,8 +6,8 @@ The same as `difflab train --data moons --out runs/demo --steps 700 --batch-size
 `difflab sample/evaluate/plot/animate/report runs/demo`, without five Python start-ups. The demo
 trains 700 steps of 2,048 points where the default trains 15,000 of 512: on two cores a large batch keeps both
 busy (about 80,000 points a second against 45,000), so the demo fits in 45 s; the default draws thin structures
-sharper (README, "make demo"). Sampling uses the default: 20 network evaluations of DPM-Solver++(2M) SDE
-instead of the 1000-step chain (benchmarks/RESULTS-defaults.md measures that it is as good).
+sharper (README, "make demo"). Sampling uses the default: 20 network evaluations of DPM-Solver++(2M)
+instead of the 1000-step chain (benchmarks/RESULTS-defaults.md measures how close it comes).
 """
 
 from __future__ import annotations
