@@ -33,6 +33,7 @@ class SamplingDefaults:
     #: The sampler and clipping for runs whose network predicts the noise (ε, score), when the user chose none:
     #: their x̂0 = (x_t − σ ε̂)/α blows up at the noisiest steps of a few-step solver. None: as for any run.
     noise_target_sampler: SamplerName | None = None
+    noise_target_steps: int | None = None
     noise_target_clip: ClipKind | None = None
 
 

@@ -120,6 +120,8 @@ def resolve(options: SamplingOptions, model: TrainedModel, kind: SamplingDefault
     sampler = options.sampler or implied or default_sampler
     if steps is None:
         default = kind.ancestral_steps if sampler == "ddpm" else kind.steps
+        if noise_target and kind.noise_target_steps and sampler != "ddpm":
+            default = kind.noise_target_steps
         steps = min(default, total) if default else total
     if options.eta is not None and sampler != "ddim":
         raise UserError(f"{option('eta')} is DDIM's noise level; it does nothing for sampler {sampler}")

@@ -212,4 +212,5 @@ def test_point_runs_default_to_dpm_solver_and_walk_the_whole_chain_with_ddpm(run
     assert (few.sampler, few.steps, few.spacing) == (s.few_step_sampler, 5, s.spacing)
     eps = difflab.train("moons", progress=False, target="eps", steps=2, n_data=64, hidden=8, depth=1, timesteps=20)
     assert (default.clip, eps.resolve().clip, eps.resolve(clip="none").clip) == ("none", "clip", "none")
+    assert (eps.resolve().sampler, eps.resolve().steps) == (s.noise_target_sampler, 20)  # 50, or all 20 the run has
     assert (ancestral.sampler, ancestral.steps) == ("ddpm", len(run.model.schedule))

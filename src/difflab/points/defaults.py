@@ -8,9 +8,10 @@ from difflab.defaults import KindDefaults, SamplingDefaults
 
 #: DPM-Solver++(2M) on 20 quadratic timesteps: within 1.3× of the full ancestral chain's energy ratio on all six
 #: sets of benchmarks/fewstep.py at 1/50 of its model calls, so figures, evaluations and reports of a default
-#: run take seconds. Runs that predict the noise (ε, score) take its SDE form with x̂0 clipped to the data's
-#: range instead: deterministic few-step solvers send their samples far off the data, and the clipped SDE is
-#: the closest few-step form (benchmarks/RESULTS-defaults.md). `sampler="ddpm"` alone walks every trained step.
+#: run take seconds. Runs that predict the noise (ε, score) take its SDE form on 50 steps with x̂0 clipped to
+#: the data's range instead: deterministic few-step solvers send their samples far off the data, and the clipped
+#: SDE is the closest few-step form, within 1.5× of the full chain on all six sets at 50 steps (2.6× at 20;
+#: benchmarks/RESULTS-defaults.md). `sampler="ddpm"` alone walks every trained step.
 #: Guidance 1, the plain conditional model: a class's samples match that class's data best at w = 1 on
 #: circles_vs_moons, a checkerboard in metres and a 5-D mixture, and drift off it as w grows
 #: (benchmarks/RESULTS-defaults.md, "Class fidelity"); guidance.png shows what w > 1 does.
@@ -24,6 +25,7 @@ SAMPLING = SamplingDefaults(
     clip=None,
     chunk_size=10_000,
     noise_target_sampler="dpmpp_2m_sde",
+    noise_target_steps=50,
     noise_target_clip="clip",
 )
 
