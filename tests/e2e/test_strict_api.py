@@ -162,3 +162,13 @@ def test_the_recorded_kind_and_the_headline_reach_the_files(run: difflab.Run, tm
     assert json.loads((tmp_path / "saved" / "config.json").read_text())["data"]["kind"] == "points"
     saved.evaluate(n=50, draws=1, progress=False)
     assert json.loads((tmp_path / "saved" / "eval.json").read_text())["headline"] == ["ratio", "precision", "recall"]
+
+
+def test_a_built_in_draw_that_cannot_fit_in_memory_is_refused_before_it_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("difflab.limits.available_memory", lambda: 1 << 20)  # 1 MB free
+    for call in (
+        lambda: difflab.train("moons", n_data=100_000, progress=False),
+        lambda: difflab.dataset("moons", 100_000),
+    ):
+        with pytest.raises(difflab.UserError, match=r"drawing 100,000 points of moons needs about 19\.1 MB of memory"):
+            call()

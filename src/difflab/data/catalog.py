@@ -5,7 +5,7 @@ from __future__ import annotations
 from difflab.data.image_source import IMAGE_SETS
 from difflab.data.toy import DATASETS, PointData, builtin
 from difflab.errors import UserError, short
-from difflab.limits import check_number, require_memory
+from difflab.limits import check_number
 
 
 def datasets() -> dict[str, str]:
@@ -18,5 +18,4 @@ def dataset(name: str, n: int = 10_000, seed: int = 0) -> PointData:
     if not isinstance(name, str) or name not in DATASETS:
         raise UserError(f"unknown dataset {short(name)}; built-in point sets: {', '.join(DATASETS)}")
     n = check_number("n", n)
-    require_memory(n * 200.0, f"{n} points")
     return builtin(name, n, check_number("seed", seed))

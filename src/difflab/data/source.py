@@ -7,13 +7,11 @@ from pathlib import Path
 from difflab.data.files import LABEL_COLUMN, read_points
 from difflab.data.toy import DATASETS, PointData, builtin
 from difflab.errors import UserError
-from difflab.limits import require_memory
 
 
 def load_points(spec: str, n: int, seed: int, label_column: str = LABEL_COLUMN) -> PointData:
     """Built-in name → n fresh i.i.d. points from `seed`; otherwise read the file at `spec`."""
     if spec in DATASETS:
-        require_memory(n * 200.0, f"drawing {n:,} points of {spec}")
         return builtin(spec, n, seed)
     path = Path(spec)
     if path.suffix == "" and not path.exists():

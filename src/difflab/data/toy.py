@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from difflab.limits import require_memory
+
 
 @dataclass
 class PointData:
@@ -137,7 +139,9 @@ SERIES_DATASETS = ("parabola", "moons", "circles", "complex")
 
 
 def builtin(name: str, n: int, seed: int) -> PointData:
-    """Draw n points of a built-in dataset."""
+    """Draw n points of a built-in dataset, once it is clear that they fit in memory (about 200 bytes a point
+    while the generators work)."""
     if name not in DATASETS:
         raise KeyError(name)
+    require_memory(n * 200.0, f"drawing {n:,} points of {name}")
     return DATASETS[name][0](n, seed)

@@ -17,8 +17,7 @@ from difflab.data.normalize import MinMaxScaler
 from difflab.data.source import load_points
 from difflab.data.toy import DATASETS, PointData
 from difflab.data.training_set import DataInfo, DataSource, TrainingSet, fingerprint
-from difflab.errors import UserError, setting
-from difflab.limits import require_memory
+from difflab.errors import UserError
 from difflab.points.defaults import POINTS
 
 if TYPE_CHECKING:
@@ -47,8 +46,6 @@ class PointKind:
         return spec in DATASETS
 
     def load_spec(self, spec: str, cfg: TrainConfig) -> PointData:
-        if self.is_builtin(spec):
-            require_memory(cfg.n_data * 200.0, f"{setting('n_data', cfg.n_data)}")
         return load_points(spec, cfg.n_data, cfg.seed, cfg.label_column)
 
     def from_array(self, array: np.ndarray, labels: Any, columns: list[str] | None = None) -> PointData:
