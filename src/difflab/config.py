@@ -96,9 +96,11 @@ OPTION_HELP = {
     "lr_warmup": "steps of linear learning-rate warm-up",
     "grad_clip": "largest gradient norm; larger gradients are scaled down (0 = no clipping)",
     "ema_decay": "decay of the exponential moving average of the weights that sampling uses",
-    "schedule": "noise schedule: cosine, linear, sigmoid, series (the tutorial's), or learned (VDM)",
+    "schedule": "noise schedule: cosine, linear, sigmoid, series (the tutorial's), flow (α = 1 - t, σ = t; what "
+    "target flow trains on), or learned (VDM)",
     "timesteps": "number of diffusion steps T",
-    "target": "what the network predicts; every sampler works with any of them",
+    "target": "what the network predicts: x0, eps, v, score, or flow (the velocity ε - x0 of flow matching, on "
+    "the flow schedule); every sampler works with any of them",
     "weighting": "per-timestep loss weight: simple = uniform on the target's error; elbo = ½(SNR_{t-1} - SNR_t) "
     "and min_snr = min(SNR, γ) on the x0 error, converted to the target",
     "loss": "l2 (mean squared error) or huber on the weighted target error",
@@ -168,8 +170,32 @@ def _coerce(name: str, kind: Any, value: Any) -> Any:
     raise AssertionError(f"unhandled field type {kind}")
 
 
+def _flow_path(values: dict[str, Any], given: set[str]) -> None:
+    """A flow target lives on the flow path: take it when no schedule was asked for; else say what to use."""
+    if values["target"] == "flow" and values["schedule"] != "flow":
+        if "schedule" in given:
+            raise UserError(
+                f"{setting('target', 'flow')} is the velocity of the linear interpolant α = 1 - t, σ = t, so it "
+                f"trains on {setting('schedule', 'flow')}, not {setting('schedule', values['schedule'])}; drop "
+                f"{option('schedule')}, or keep the schedule and use {setting('target', 'v')}"
+            )
+        values["schedule"] = "flow"
+
+
 def _check_combinations(values: dict[str, Any]) -> None:
     """Options that are valid alone but not together."""
+    if values["schedule"] == "flow":
+        if values["target"] in ("eps", "score"):
+            raise UserError(
+                f"{setting('schedule', 'flow')} ends in pure noise (α = 0), where "
+                f"{setting('target', values['target'])} cannot tell the data from the noise; use "
+                f"{setting('target', 'flow')}, v or x0"
+            )
+        if values["learned_variance"]:
+            raise UserError(
+                f"{option('learned_variance')} (Nichol & Dhariwal's hybrid loss) is defined for variance-preserving "
+                f"schedules, not {setting('schedule', 'flow')}; drop it"
+            )
     if values["schedule"] == "learned":
         # The learned schedule trains on the VDM bound (Kingma et al. 2021, eq. 17), which fixes the loss.
         if values["learned_variance"]:
@@ -198,6 +224,7 @@ def make_config(values: dict[str, Any], base: TrainConfig | None = None) -> Trai
     merged = (base or TrainConfig()).to_dict()
     for key, value in values.items():
         merged[key] = _coerce(key, hints[key], value)
+    _flow_path(merged, set(values))
     _check_combinations(merged)
     return TrainConfig(**merged)
 

@@ -5,7 +5,8 @@ model timestep itself). Coefficients are computed in float64, cast to the data's
 and then moved to the data's device (Apple's MPS has no float64).
 
 Every target is one row of `TARGETS`: a network predicting y = a·x_0 + b·ε, with a and b functions of
-α = √ᾱ and σ = √(1-ᾱ). Since x_t = α x_0 + σ ε as well, the pair (y, x_t) determines x_0 and ε by
+the path's α and σ (α = √ᾱ and σ = √(1-ᾱ) on a variance-preserving path).
+Since x_t = α x_0 + σ ε as well, the pair (y, x_t) determines x_0 and ε by
 solving that 2×2 system, so a new target is one new row.
 """
 
@@ -21,12 +22,15 @@ from difflab.types import Target, VarianceKind, choices
 Coefficients = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 #: y = a·x_0 + b·ε for each target, as (a, b) from (α, σ). v: Salimans & Ho 2022, sec. 4;
-#: score: ∇ log q(x_t | x_0) = -ε/σ (Song et al. 2021, "Score-based generative modeling", eq. 7 ff.).
+#: score: ∇ log q(x_t | x_0) = -ε/σ (Song et al. 2021, "Score-based generative modeling", eq. 7 ff.);
+#: flow: the velocity dx_t/dt = ε - x_0 of the linear interpolant x_t = (1 - t) x_0 + t ε (Lipman et al. 2023,
+#: eq. 23; Liu et al. 2023, eq. 1), on any path the same fixed combination of x_0 and ε.
 TARGETS: dict[str, Coefficients] = {
     "x0": lambda alpha, sigma: (torch.ones_like(alpha), torch.zeros_like(alpha)),
     "eps": lambda alpha, sigma: (torch.zeros_like(alpha), torch.ones_like(alpha)),
     "v": lambda alpha, sigma: (-sigma, alpha),
     "score": lambda alpha, sigma: (torch.zeros_like(alpha), -1.0 / sigma),
+    "flow": lambda alpha, sigma: (-torch.ones_like(alpha), torch.ones_like(alpha)),
 }
 assert set(TARGETS) == set(choices(Target))
 
@@ -38,8 +42,7 @@ def at(values: torch.Tensor, i: torch.Tensor, like: torch.Tensor) -> torch.Tenso
 
 
 def _alpha_sigma(schedule: Schedule) -> tuple[torch.Tensor, torch.Tensor]:
-    ab = schedule.alphas_cumprod
-    return ab.sqrt(), (1.0 - ab).sqrt()
+    return schedule.alpha, schedule.sigma
 
 
 def target_coefficients(target: str, alpha: torch.Tensor, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -59,7 +62,7 @@ def inverse_coefficients(
 
 
 def q_sample(schedule: Schedule, x0: torch.Tensor, i: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-    """x_t = √ᾱ_t x_0 + √(1-ᾱ_t) ε in one step (Ho et al. 2020, eq. 4)."""
+    """x_t = α_t x_0 + σ_t ε in one step (√ᾱ_t, √(1-ᾱ_t) on a variance-preserving path; Ho et al. 2020, eq. 4)."""
     alpha, sigma = _alpha_sigma(schedule)
     return at(alpha, i, x0) * x0 + at(sigma, i, x0) * noise
 
@@ -70,19 +73,26 @@ def q_chain(
     """Yield x_0, x_1, ..., x_{K-1} by applying q(x_t | x_{t-1}) = N(√α_t x_{t-1}, β_t I) step by step.
 
     Each yielded tensor is a sample of the one-step marginal q(x_t | x_0); used for figures and
-    to test that the one-step formula agrees with the chain.
+    to test that the one-step formula agrees with the chain. The chain runs in the variance-preserving frame and
+    each step is shown at the path's scale s_t.
     """
     x = x0
-    alphas, betas = schedule.alphas, schedule.betas
+    alphas, betas, scale = schedule.alphas, schedule.betas, schedule.scale
     for i in range(len(schedule)):
         noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
         x = float(alphas[i].sqrt()) * x + float(betas[i].sqrt()) * noise
-        yield x
+        yield x if schedule.scales is None else float(scale[i]) * x
 
 
 def posterior_mean(schedule: Schedule, x0: torch.Tensor, xt: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
-    """μ̃_t(x_t, x_0) of q(x_{t-1} | x_t, x_0) (Ho et al. 2020, eq. 7)."""
-    return at(schedule.posterior_mean_coef_x0, i, xt) * x0 + at(schedule.posterior_mean_coef_xt, i, xt) * xt
+    """μ̃_t(x_t, x_0) of q(x_{t-1} | x_t, x_0) (Ho et al. 2020, eq. 7), at the path's scale s_{t-1}."""
+    if schedule.scales is None:
+        return at(schedule.posterior_mean_coef_x0, i, xt) * x0 + at(schedule.posterior_mean_coef_xt, i, xt) * xt
+    scale_prev = torch.cat([torch.ones(1, dtype=torch.float64), schedule.scales[:-1]])
+    vp = at(schedule.posterior_mean_coef_x0, i, xt) * x0 + at(schedule.posterior_mean_coef_xt, i, xt) * xt / at(
+        schedule.scales, i, xt
+    )
+    return at(scale_prev, i, xt) * vp
 
 
 def eps_from_x0(schedule: Schedule, xt: torch.Tensor, i: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:

@@ -7,6 +7,11 @@
 i = 0); the previous step is always read from the realised arrays, never computed from a
 stride. `callback` receives a dict with the step index `i`, model timestep `t`, the current `x`
 and the predicted `x0`, after the step's prediction.
+
+Samplers walk the variance-preserving frame x/s_t of the schedule (`difflab.schedule`): the noise levels they read
+are ᾱ_t (and λ_t = log(α_t/σ_t), which no scale changes), and only the network sees x at the path's own scale.
+Every solver here is unchanged by that rescaling (Karras et al. 2022, sec. 2, eq. 4), so one code path serves
+every family of paths, and a flow run's Euler steps are its DDIM steps.
 """
 
 from __future__ import annotations
@@ -26,8 +31,26 @@ Callback = Callable[[dict[str, Any]], None]
 
 
 def _predict(denoiser: DenoiserFn, x: torch.Tensor, schedule: Schedule, i: int) -> tuple[torch.Tensor, Prediction]:
+    """The denoiser's prediction at step i for the variance-preserving x (the network sees s_i x)."""
     t = schedule.timesteps[i].to(x.device).expand(x.shape[0])
-    return t, denoiser(x, t)
+    return t, denoiser(_at_scale(x, schedule, i), t)
+
+
+def _at_scale(x: torch.Tensor, schedule: Schedule, i: int) -> torch.Tensor:
+    """The path's own x_t at step i from the variance-preserving one."""
+    return x if schedule.scales is None else float(schedule.scales[i]) * x
+
+
+def _from_start(x: torch.Tensor, schedule: Schedule) -> torch.Tensor:
+    """The variance-preserving frame of the starting x_T, given at the path's own scale."""
+    return x if schedule.scales is None else x / float(schedule.scales[-1])
+
+
+def _report(
+    callback: Callback | None, schedule: Schedule, i: int, t: torch.Tensor, x: torch.Tensor, x0: torch.Tensor
+) -> None:
+    if callback is not None:
+        callback({"i": i, "t": int(t[0]), "x": _at_scale(x, schedule, i), "x0": x0})
 
 
 def _noise_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -49,12 +72,12 @@ def sample_ddpm(
     The mean is the posterior mean of eq. 7 with the predicted x_0. The last step returns the
     mean itself: at i = 0 the posterior is a point mass on x̂_0.
     """
+    x = _from_start(x, schedule)
     for i in reversed(range(len(schedule))):
         t, pred = _predict(denoiser, x, schedule, i)
         idx = torch.full((x.shape[0],), i, dtype=torch.int64)
         mean = at(schedule.posterior_mean_coef_x0, idx, x) * pred.x0 + at(schedule.posterior_mean_coef_xt, idx, x) * x
-        if callback is not None:
-            callback({"i": i, "t": int(t[0]), "x": x, "x0": pred.x0})
+        _report(callback, schedule, i, t, x, pred.x0)
         if i == 0:
             x = mean
         else:
@@ -79,10 +102,10 @@ def sample_ddim(
     σ = η √((1 - ᾱ_{t-1}) / (1 - ᾱ_t)) √(1 - ᾱ_t / ᾱ_{t-1}) (eq. 16).
     """
     ab, ab_prev = schedule.alphas_cumprod, schedule.alphas_cumprod_prev
+    x = _from_start(x, schedule)
     for i in reversed(range(len(schedule))):
         t, pred = _predict(denoiser, x, schedule, i)
-        if callback is not None:
-            callback({"i": i, "t": int(t[0]), "x": x, "x0": pred.x0})
+        _report(callback, schedule, i, t, x, pred.x0)
         a, a_prev = float(ab[i]), float(ab_prev[i])
         sigma = eta * ((1 - a_prev) / (1 - a) * (1 - a / a_prev)) ** 0.5
         dir_coef = max(1 - a_prev - sigma**2, 0.0) ** 0.5
@@ -206,19 +229,27 @@ def _dpmpp_multistep(
     sde: bool,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """The multistep recursion shared by the ODE solvers of order 2 and 3 and the SDE solver of order 2."""
-    ab = schedule.alphas_cumprod
-    lam, alpha, sigma = 0.5 * schedule.log_snr, ab.sqrt(), (1.0 - ab).sqrt()
+    """The multistep recursion shared by the ODE solvers of order 2 and 3 and the SDE solver of order 2.
+
+    A step from pure noise (λ = -∞, a flow path's start) is the first-order step, and its prediction, which says
+    nothing about how x̂0 moves with λ, is left out of the differences.
+    """
+    lam, alpha, sigma = _lambda_alpha_sigma(schedule)
+    x = _from_start(x, schedule)
     history: list[tuple[torch.Tensor, float]] = []
     for i in reversed(range(len(schedule))):
         t, pred = _predict(denoiser, x, schedule, i)
-        if callback is not None:
-            callback({"i": i, "t": int(t[0]), "x": x, "x0": pred.x0})
+        _report(callback, schedule, i, t, x, pred.x0)
         if i == 0:
             x = pred.x0
             continue
         # order is 2 or 3: the newest `order` predictions are all an update reads
-        history = [*history[-(order - 1) :], (pred.x0, float(lam[i]))]
+        history = [*history[-(order - 1) :], (pred.x0, float(lam[i]))] if math.isfinite(lam[i]) else []
+        if not history:
+            x = float(alpha[i - 1]) * pred.x0 + float(sigma[i - 1]) * x  # σ_s = 1, α_s = 0: the limit h → ∞
+            if sde:
+                x = float(alpha[i - 1]) * pred.x0 + float(sigma[i - 1]) * _noise_like(x, generator)
+            continue
         k = min(order, len(history))
         if i == 1 and len(schedule) < LOW_ORDER_BELOW:
             k = min(k, 2)
@@ -238,6 +269,12 @@ def _dpmpp_multistep(
     return x
 
 
+def _lambda_alpha_sigma(schedule: Schedule) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """λ = log(α/σ), α and σ of each step in the variance-preserving frame."""
+    ab = schedule.alphas_cumprod
+    return 0.5 * schedule.log_snr, ab.sqrt(), (1.0 - ab).sqrt()
+
+
 @torch.no_grad()
 def sample_heun(
     denoiser: DenoiserFn,
@@ -251,31 +288,147 @@ def sample_heun(
 
     In x̃ = x/√ᾱ and σ̃ = √((1-ᾱ)/ᾱ) the ODE is dx̃/dσ̃ = ε̂ (Song et al. 2021, DDIM eq. 14); an Euler
     step of it is DDIM with η = 0. Heun averages ε̂ at both ends of the step, so K steps cost 2K - 1
-    model evaluations: the last step, to σ̃ = 0, is an Euler step. `generator` is unused.
+    model evaluations: the last step, to σ̃ = 0, is an Euler step. A path that starts from pure noise (ᾱ = 0, a
+    flow run) has σ̃ = ∞ there, so it is integrated in the linear interpolant's variables instead, x̃ = x/(α + σ)
+    and τ = σ/(α + σ), where dx̃/dτ = ε̂ - x̂0: on the flow path that is the flow's own Heun step (Lipman et al.
+    2023; Karras et al. 2022, alg. 1). `generator` is unused.
     """
     ab = schedule.alphas_cumprod
-    scale, sig = ab.sqrt(), ((1.0 - ab) / ab).sqrt()
+    if float(ab[-1]) == 0.0:
+        scale = ab.sqrt() + (1.0 - ab).sqrt()
+        time = (1.0 - ab).sqrt() / scale
+
+        def velocity(p: Prediction) -> torch.Tensor:
+            return p.eps - p.x0
+    else:
+        scale, time = ab.sqrt(), ((1.0 - ab) / ab).sqrt()
+
+        def velocity(p: Prediction) -> torch.Tensor:
+            return p.eps
+
+    x = _from_start(x, schedule)
     for i in reversed(range(len(schedule))):
         t, pred = _predict(denoiser, x, schedule, i)
-        if callback is not None:
-            callback({"i": i, "t": int(t[0]), "x": x, "x0": pred.x0})
+        _report(callback, schedule, i, t, x, pred.x0)
         if i == 0:
             x = pred.x0
             continue
-        step = float(sig[i - 1] - sig[i])
-        x_tilde = x / float(scale[i]) + step * pred.eps
+        step = float(time[i - 1] - time[i])
+        x_tilde = x / float(scale[i]) + step * velocity(pred)
         _, pred_next = _predict(denoiser, x_tilde * float(scale[i - 1]), schedule, i - 1)
-        x_tilde = x / float(scale[i]) + step * 0.5 * (pred.eps + pred_next.eps)
+        x_tilde = x / float(scale[i]) + step * 0.5 * (velocity(pred) + velocity(pred_next))
         x = x_tilde * float(scale[i - 1])
     return x
+
+
+@torch.no_grad()
+def sample_euler(
+    denoiser: DenoiserFn,
+    x: torch.Tensor,
+    schedule: Schedule,
+    *,
+    generator: torch.Generator | None = None,
+    callback: Callback | None = None,
+) -> torch.Tensor:
+    """Euler's method on the probability-flow ODE, a flow run's natural sampler: x_s = x_t + (s - t)·û.
+
+    With û = ε̂ - x̂0 on the interpolant x_t = (1 - t) x̂0 + t ε̂ the step lands on (1 - s) x̂0 + s ε̂, which is
+    DDIM's deterministic step α_s x̂0 + σ_s ε̂ (Song et al. 2021, eq. 12 with η = 0); DDIM is Euler in any frame
+    of the path, so this is that step under the name flow-matching users know. `generator` is unused.
+    """
+    return sample_ddim(denoiser, x, schedule, callback=callback)
+
+
+#: UniPC's B(h) (Zhao et al. 2023, sec. 3.2): "bh1" B(h) = h, "bh2" B(h) = e^h - 1; benchmarks/RESULTS-flow.md.
+UNIPC_VARIANT = "bh2"
+
+
+@torch.no_grad()
+def sample_unipc(
+    denoiser: DenoiserFn,
+    x: torch.Tensor,
+    schedule: Schedule,
+    *,
+    generator: torch.Generator | None = None,
+    callback: Callback | None = None,
+) -> torch.Tensor:
+    """UniPC-2: DPM-Solver++(2M)'s predictor and the UniC corrector (Zhao et al. 2023, alg. 2, data prediction).
+
+    After the model is called at the predicted x_t, UniC redoes the step that led there with that prediction
+    added to the differences, which raises the order by one at no extra model call; the corrected x_t and the
+    prediction (made at the uncorrected x_t, so none is wasted) start the next step. The step to the data
+    returns x̂0 as the other multistep solvers do. `generator` is unused.
+    """
+    lam, alpha, sigma = _lambda_alpha_sigma(schedule)
+    x = _from_start(x, schedule)
+    history: list[tuple[torch.Tensor, float]] = []  # (x̂0, λ) of the steps behind, newest last
+    before: tuple[torch.Tensor, int] | None = None  # x and step index before the last predictor step
+    for i in reversed(range(len(schedule))):
+        t, pred = _predict(denoiser, x, schedule, i)
+        _report(callback, schedule, i, t, x, pred.x0)
+        if before is not None and history:
+            x_s, s = before
+            ratio = float(sigma[i] / sigma[s])
+            x = _unipc_update(x_s, history, float(lam[i]), float(alpha[i]), ratio, new=pred.x0)
+        if i == 0:
+            x = pred.x0
+            continue
+        history = [*history[-1:], (pred.x0, float(lam[i]))] if math.isfinite(lam[i]) else []
+        before = (x, i)
+        if not history:
+            x = float(alpha[i - 1]) * pred.x0 + float(sigma[i - 1]) * x
+            continue
+        x = _unipc_update(x, history, float(lam[i - 1]), float(alpha[i - 1]), float(sigma[i - 1] / sigma[i]))
+    return x
+
+
+def _unipc_update(
+    x: torch.Tensor,
+    history: list[tuple[torch.Tensor, float]],
+    lam_t: float,
+    alpha_t: float,
+    ratio: float,
+    *,
+    new: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """UniP (`new` None) or UniC (`new` the prediction at λ_t) from the newest step of `history` to λ_t.
+
+    x_t = (σ_t/σ_s) x_s - α_t φ₁ m₀ - α_t B(h) Σ_k ρ_k D_k, φ₁ = e^{-h} - 1, D_k = (m_k - m₀)/r_k with
+    r_k = (λ_k - λ_s)/h for the older predictions m_k and r = 1 for `new`; ρ solves Σ_k ρ_k r_k^{n-1} = g_n,
+    g_n = n!·φ_{n+1}(h)/B(h) (Zhao et al. 2023, eq. 8 and alg. 2); one difference alone takes ρ = ½.
+    """
+    m0, lam_s = history[-1]
+    h = lam_t - lam_s
+    phi1 = math.expm1(-h)
+    out = ratio * x - alpha_t * phi1 * m0
+    points = [(m, (lam_k - lam_s) / h) for m, lam_k in history[:-1]]
+    if new is not None:
+        points.append((new, 1.0))
+    if not points:
+        return out
+    b_h = phi1 if UNIPC_VARIANT == "bh2" else -h
+    if len(points) == 1:
+        rho = [0.5]
+    else:
+        g, phi_k, factorial = [], phi1 / -h - 1.0, 1
+        for n in range(1, len(points) + 1):
+            g.append(phi_k * factorial / b_h)
+            factorial *= n + 1
+            phi_k = phi_k / -h - 1.0 / factorial
+        powers = torch.tensor([[r**n for _, r in points] for n in range(len(points))], dtype=torch.float64)
+        rho = torch.linalg.solve(powers, torch.tensor(g, dtype=torch.float64)).tolist()
+    correction = sum(weight * (m - m0) / r for weight, (m, r) in zip(rho, points, strict=True))
+    return out - alpha_t * b_h * correction
 
 
 SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {
     "ddpm": sample_ddpm,
     "ddim": sample_ddim,
+    "euler": sample_euler,
     "dpmpp_2m": sample_dpmpp_2m,
     "dpmpp_2m_sde": sample_dpmpp_2m_sde,
     "dpmpp_3m": sample_dpmpp_3m,
     "heun": sample_heun,
+    "unipc": sample_unipc,
 }
 assert set(SAMPLERS) == set(choices(SamplerName))

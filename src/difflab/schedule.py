@@ -1,9 +1,16 @@
-"""Noise schedules: the cumulative signal fractions ᾱ_t and everything derived from them.
+"""Noise levels: a path (α_t, σ_t) over continuous time, and its discretization into the steps samplers walk.
 
-Timesteps are 0-based: t = 0 is the least noisy step, t = T-1 the noisiest. The data itself is
-"step -1" with ᾱ_{-1} = 1. A `Schedule` stores ᾱ_t in float64 and derives β_t, α_t, the SNR and
-the posterior q(x_{t-1} | x_t, x_0) from it, so a respaced schedule (a subset of the trained
-steps) is just another `Schedule` built from the kept ᾱ's (Nichol & Dhariwal 2021, sec. 4).
+A `NoisePath` is x_t = α(t) x_0 + σ(t) ε over t ∈ [0, 1]: the variance-preserving schedules (cosine, linear,
+sigmoid, the series preset) and the linear interpolant of flow matching (α = 1 − t, σ = t; Lipman et al. 2023,
+Liu et al. 2023). A `Schedule` is a path at T steps t_i = (i + 1)/T. Timesteps are 0-based: t = 0 is the least
+noisy step, t = T-1 the noisiest; the data itself is "step -1" with ᾱ_{-1} = 1.
+
+Every Gaussian path is a variance-preserving one seen at a scale: x_t = s_t (√ᾱ_t x_0 + √(1-ᾱ_t) ε) with
+s_t = √(α_t² + σ_t²) and ᾱ_t = α_t²/s_t² (Kingma et al. 2021, sec. 3; Karras et al. 2022, eq. 4). A `Schedule`
+stores that ᾱ_t (float64) and s_t; β_t, the SNR and the posterior q(x_{t-1} | x_t, x_0) follow from ᾱ in the
+scaled-down frame, and samplers walk that frame, so they never ask which family a path belongs to. A respaced
+schedule (a subset of the trained steps) is just another `Schedule` built from the kept steps (Nichol & Dhariwal
+2021, sec. 4).
 """
 
 from __future__ import annotations
@@ -31,30 +38,57 @@ class Schedule:
     `timesteps[i]` to the denoiser; the previous step is always i-1 of this array.
     """
 
-    alphas_cumprod: torch.Tensor  # (K,) float64, strictly decreasing in (0, 1]
+    alphas_cumprod: torch.Tensor  # (K,) float64, strictly decreasing in (0, 1]; the last may be 0 (pure noise)
     timesteps: torch.Tensor  # (K,) int64, strictly increasing model timesteps
+    scales: torch.Tensor | None = None  # (K,) float64 s_t > 0; None: all 1 (a variance-preserving path)
 
     def __post_init__(self) -> None:
         ab = self.alphas_cumprod
         if ab.dtype != torch.float64 or ab.ndim != 1 or len(ab) < 1:
             raise ValueError("alphas_cumprod must be a non-empty 1-D float64 tensor")
-        if not bool(((ab > 0) & (ab <= 1)).all()):
-            raise ValueError("alphas_cumprod must lie in (0, 1]")
+        if not bool(((ab > 0) & (ab <= 1)).all()) and not (bool((ab[:-1] > 0).all()) and float(ab[-1]) == 0.0):
+            raise ValueError("alphas_cumprod must lie in (0, 1] (only the noisiest step may reach 0)")
         if len(ab) > 1 and not bool((ab[1:] < ab[:-1]).all()):
             raise ValueError("alphas_cumprod must be strictly decreasing")
         if self.timesteps.shape != ab.shape:
             raise ValueError("timesteps and alphas_cumprod must have the same length")
+        if self.scales is not None and (self.scales.shape != ab.shape or not bool((self.scales > 0).all())):
+            raise ValueError("scales must be positive, one per step")
 
     @classmethod
     def from_alphas_cumprod(cls, alphas_cumprod: torch.Tensor) -> Schedule:
-        """A full schedule whose step i is model timestep i."""
+        """A full variance-preserving schedule whose step i is model timestep i."""
         ab = torch.as_tensor(alphas_cumprod, dtype=torch.float64)
         return cls(ab, torch.arange(len(ab), dtype=torch.int64))
+
+    @classmethod
+    def from_alpha_sigma(cls, alpha: torch.Tensor, sigma: torch.Tensor) -> Schedule:
+        """A full schedule of any Gaussian path x_t = α_t x_0 + σ_t ε: ᾱ = α²/(α² + σ²), s = √(α² + σ²)."""
+        alpha, sigma = torch.as_tensor(alpha, dtype=torch.float64), torch.as_tensor(sigma, dtype=torch.float64)
+        norm = alpha**2 + sigma**2
+        return cls(alpha**2 / norm, torch.arange(len(alpha), dtype=torch.int64), norm.sqrt())
 
     def __len__(self) -> int:
         return len(self.alphas_cumprod)
 
     # --- quantities at each step (all float64, shape (K,)) ---
+    @property
+    def scale(self) -> torch.Tensor:
+        """s_t: the path's x_t is s_t times the variance-preserving x_t of the same ᾱ_t."""
+        return torch.ones_like(self.alphas_cumprod) if self.scales is None else self.scales
+
+    @property
+    def alpha(self) -> torch.Tensor:
+        """α_t, the weight of x_0 in x_t = α_t x_0 + σ_t ε."""
+        root = self.alphas_cumprod.sqrt()
+        return root if self.scales is None else self.scales * root
+
+    @property
+    def sigma(self) -> torch.Tensor:
+        """σ_t, the weight of ε in x_t = α_t x_0 + σ_t ε."""
+        root = (1.0 - self.alphas_cumprod).sqrt()
+        return root if self.scales is None else self.scales * root
+
     @property
     def alphas_cumprod_prev(self) -> torch.Tensor:
         """ᾱ_{t-1}, with ᾱ_{-1} = 1 (the data)."""
@@ -137,7 +171,8 @@ class Schedule:
                 f"respaced timesteps must end at the last trained step {int(self.timesteps[-1])} "
                 f"(sampling starts from N(0, I) there), got {int(idx[-1])}"
             )
-        return Schedule(self.alphas_cumprod[positions], self.timesteps[positions])
+        scales = None if self.scales is None else self.scales[positions]
+        return Schedule(self.alphas_cumprod[positions], self.timesteps[positions], scales)
 
 
 # --- constructors named after their definition ---
@@ -173,6 +208,15 @@ def sigmoid_alphas_cumprod(
     return torch.cumprod(1.0 - betas, dim=0)
 
 
+def flow_schedule(num_steps: int) -> Schedule:
+    """The linear interpolant x_t = (1 - t) x_0 + t ε at t_i = (i + 1)/T (Lipman et al. 2023, eq. 23 with σ_min = 0).
+
+    Its noisiest step is pure noise (α = 0), the grid diffusers' FlowMatchEulerDiscreteScheduler trains on.
+    """
+    t = torch.arange(1, num_steps + 1, dtype=torch.float64) / num_steps
+    return Schedule.from_alpha_sigma(1.0 - t, t)
+
+
 def make_schedule(name: str, num_steps: int) -> Schedule:
     """Build a named schedule with T = num_steps.
 
@@ -182,6 +226,7 @@ def make_schedule(name: str, num_steps: int) -> Schedule:
     - ``series``: the tutorial series' exact setting, linear 1e-4..0.02 *without* rescaling. At
       T = 200 it ends at ᾱ ≈ 0.13, so sampling from N(0, I) starts from the wrong place; kept only
       to reproduce the series.
+    - ``flow``: the linear interpolant of flow matching, α = 1 - t, σ = t (`flow_schedule`).
     """
     if name == "learned":
         raise ValueError("the learned schedule comes from trained weights: use LearnedScheduleModel.schedule(T)")
@@ -189,16 +234,69 @@ def make_schedule(name: str, num_steps: int) -> Schedule:
         raise ValueError(f"unknown schedule {name!r}; choose one of {', '.join(SCHEDULE_NAMES)}")
     if num_steps < 2:
         raise ValueError("a schedule needs at least 2 timesteps")
+    if name == "flow":
+        return flow_schedule(num_steps)
     if name == "cosine":
         ab = cosine_alphas_cumprod(num_steps)
     elif name == "linear":
-        scale = 1000.0 / num_steps
-        ab = linear_alphas_cumprod(num_steps, 1e-4 * scale, min(0.02 * scale, 0.999))
+        ab = linear_alphas_cumprod(num_steps, *_linear_betas(num_steps))
     elif name == "sigmoid":
         ab = sigmoid_alphas_cumprod(num_steps)
     else:
         ab = linear_alphas_cumprod(num_steps, 1e-4, 0.02)
     return Schedule.from_alphas_cumprod(ab)
+
+
+def _linear_betas(num_steps: int) -> tuple[float, float]:
+    """Ho et al.'s β range 1e-4..0.02 for T = 1000, rescaled to `num_steps` so the path does not depend on T."""
+    scale = 1000.0 / num_steps
+    return 1e-4 * scale, min(0.02 * scale, 0.999)
+
+
+@dataclass(frozen=True)
+class NoisePath:
+    """A named schedule in continuous time: x_t = α(t) x_0 + σ(t) ε for t ∈ [0, 1], t = 1 the noisiest.
+
+    `schedule()` is its discretization at t_i = (i + 1)/T, the tables `make_schedule` has always built (β
+    clipping included); `alpha_sigma(t)` is the closed form those tables sample. The variance-preserving paths:
+    cosine ᾱ(t) = f(t)/f(0) (Nichol & Dhariwal 2021, eq. 17); linear, the limit of Π(1 - β_k) with β linear,
+    ᾱ(t) = exp(-T(β₀t + ½(β₁ - β₀)t²)), which is Song et al. 2021's VP SDE (eq. 33, β_min = 0.1, β_max = 20) for
+    the rescaled range; sigmoid (Jabri et al. 2022, alg. 1). The flow path is α = 1 - t, σ = t. EDM's σ grid
+    (Karras et al. 2022, eq. 5) is a way to walk any of them: the ``karras`` spacing.
+    """
+
+    name: str
+    num_steps: int  # T of the discretization; the series preset's β, fixed per step, make its path depend on it
+
+    def schedule(self) -> Schedule:
+        return make_schedule(self.name, self.num_steps)
+
+    def alpha_sigma(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(α(t), σ(t)) in float64 at times t ∈ [0, 1]."""
+        t = torch.as_tensor(t, dtype=torch.float64).clamp(0.0, 1.0)
+        if self.name == "flow":
+            return 1.0 - t, t
+        ab = self._alphas_cumprod(t)
+        return ab.sqrt(), (1.0 - ab).sqrt()
+
+    def log_snr(self, t: torch.Tensor) -> torch.Tensor:
+        """λ(t) = 2 log(α/σ), decreasing in t."""
+        alpha, sigma = self.alpha_sigma(t)
+        return 2.0 * (alpha.log() - sigma.log())
+
+    def _alphas_cumprod(self, t: torch.Tensor) -> torch.Tensor:
+        if self.name == "cosine":
+            s = 0.008
+            f = torch.cos((t + s) / (1 + s) * math.pi / 2) ** 2
+            return f / math.cos(s / (1 + s) * math.pi / 2) ** 2
+        if self.name in ("linear", "series"):
+            b0, b1 = _linear_betas(self.num_steps) if self.name == "linear" else (1e-4, 0.02)
+            return torch.exp(-self.num_steps * (b0 * t + 0.5 * (b1 - b0) * t**2))
+        if self.name == "sigmoid":
+            start, end = -3.0, 3.0
+            v_start, v_end = (torch.sigmoid(torch.tensor(v, dtype=torch.float64)) for v in (start, end))
+            return (v_end - torch.sigmoid(t * (end - start) + start)) / (v_end - v_start)
+        raise ValueError(f"no closed form for schedule {self.name!r}; choose one of {', '.join(SCHEDULE_NAMES)}")
 
 
 def spaced_timesteps(num_train_steps: int, num_steps: int, spacing: Spacing = "trailing") -> torch.Tensor:

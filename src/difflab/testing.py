@@ -1,6 +1,6 @@
 """Exact denoisers for Gaussian data, to test samplers with no training at all.
 
-For data x_0 ~ N(μ, Σ) and x_t = √ᾱ x_0 + √(1-ᾱ) ε, the posterior mean is closed form, and so is
+For data x_0 ~ N(μ, Σ) and x_t = α x_0 + σ ε (any path of `difflab.schedule`), the posterior mean is closed form, and so is
 the probability-flow ODE's map from x_T to x_0; both are what a perfectly trained network and a
 perfect ODE solver would give.
 """
@@ -34,9 +34,9 @@ class GaussianData:
         return (y[:, None, :] * u).sum(-1)
 
     def posterior_mean(self, schedule: Schedule, xt: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
-        """E[x_0 | x_t] = μ + √ᾱ Σ (ᾱ Σ + (1-ᾱ) I)⁻¹ (x_t - √ᾱ μ) (Gaussian conditioning)."""
-        a = at(schedule.alphas_cumprod.sqrt(), i, xt)
-        s2 = at(1.0 - schedule.alphas_cumprod, i, xt)
+        """E[x_0 | x_t] = μ + α Σ (α² Σ + σ² I)⁻¹ (x_t - α μ) (Gaussian conditioning)."""
+        a = at(schedule.alpha, i, xt)
+        s2 = at(schedule.sigma**2, i, xt)
         d = self.eigvals.to(xt.dtype)
         mean = self.mean.to(xt.dtype)
         return mean + self._eigen_map(xt - a * mean, a * d / (a**2 * d + s2))
@@ -45,11 +45,15 @@ class GaussianData:
         """x_0 reached by the probability-flow ODE from x_T at the schedule's last step.
 
         With x̃ = x/√ᾱ and σ̃² = (1-ᾱ)/ᾱ, each eigen-component of x̃ - μ scales as √(d + σ̃²), so
-        x_0 = μ + U diag(√(d / (d + σ̃_T²))) Uᵀ (x_T/√ᾱ_T - μ).
+        x_0 = μ + U diag(√(d / (d + σ̃_T²))) Uᵀ (x_T/√ᾱ_T - μ); from pure noise (ᾱ_T = 0) the limit
+        x_0 = μ + U diag(√d) Uᵀ x_T/σ_T. `x_T` is at the path's own scale.
         """
         ab = float(schedule.alphas_cumprod[-1])
-        sig2 = (1.0 - ab) / ab
+        x_T = x_T / float(schedule.scale[-1])
         mean = self.mean.to(x_T.dtype)
+        if ab == 0.0:
+            return mean + self._eigen_map(x_T, self.eigvals.sqrt())
+        sig2 = (1.0 - ab) / ab
         return mean + self._eigen_map(x_T / ab**0.5 - mean, (self.eigvals / (self.eigvals + sig2)).sqrt())
 
 

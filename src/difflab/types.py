@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from typing import Any, Literal, get_args
 
-Target = Literal["x0", "eps", "v", "score"]
-FixedScheduleName = Literal["cosine", "linear", "sigmoid", "series"]
+Target = Literal["x0", "eps", "v", "score", "flow"]
+FixedScheduleName = Literal["cosine", "linear", "sigmoid", "series", "flow"]
 #: "learned" is a trained γ(t) network (Kingma et al. 2021), discretized once its weights are known.
-ScheduleName = Literal["cosine", "linear", "sigmoid", "series", "learned"]
+ScheduleName = Literal["cosine", "linear", "sigmoid", "series", "flow", "learned"]
 Spacing = Literal["trailing", "linspace", "quadratic", "logsnr", "karras"]
-SamplerName = Literal["ddpm", "ddim", "dpmpp_2m", "dpmpp_2m_sde", "dpmpp_3m", "heun"]
+SamplerName = Literal["ddpm", "ddim", "euler", "dpmpp_2m", "dpmpp_2m_sde", "dpmpp_3m", "heun", "unipc"]
 VarianceKind = Literal["small", "large", "learned"]
 ClipKind = Literal["none", "clip", "dynamic"]
 Weighting = Literal["simple", "elbo", "min_snr"]

@@ -60,12 +60,13 @@ def test_elbo_eps_weight_is_ho_et_al_eq_12():
 
 @pytest.mark.parametrize("target", TARGETS)
 def test_elbo_weight_per_target(target):
-    """λ_t = ½(SNR_{t-1} - SNR_t) on ‖x_0 - x̂_0‖², times c_t: 1, 1/SNR, 1-ᾱ, (1-ᾱ)²/ᾱ."""
+    """λ_t = ½(SNR_{t-1} - SNR_t) on ‖x_0 - x̂_0‖², times c_t: 1, 1/SNR, 1-ᾱ, (1-ᾱ)²/ᾱ, (1-ᾱ)/(√ᾱ + √(1-ᾱ))²."""
     ab, _, beta, snr = _numpy_quantities()
     lam = np.empty_like(ab)
     lam[1:] = 0.5 * (snr[:-1] - snr[1:])
     lam[0] = 0.5 / beta[0]
-    factor = {"x0": 1.0, "eps": 1 / snr, "v": 1 - ab, "score": (1 - ab) ** 2 / ab}[target]
+    flow = (1 - ab) / (np.sqrt(ab) + np.sqrt(1 - ab)) ** 2  # x̂0 = (σ x_t - σ² û)/(α + σ)... so p = -σ/(α + σ)
+    factor = {"x0": 1.0, "eps": 1 / snr, "v": 1 - ab, "score": (1 - ab) ** 2 / ab, "flow": flow}[target]
     np.testing.assert_allclose(target_weight("elbo", target, SCHEDULE).numpy(), _normalized(lam * factor), rtol=1e-9)
 
 
@@ -74,7 +75,8 @@ def test_min_snr_weight_per_target(target):
     """Hang et al. 2023, eq. 7 and sec. 3.4: x0 min(SNR,γ), ε min(SNR,γ)/SNR, v min(SNR,γ)/(SNR+1)."""
     ab, _, _, snr = _numpy_quantities()
     m = np.minimum(snr, GAMMA)
-    expected = {"x0": m, "eps": m / snr, "v": m / (snr + 1), "score": m * (1 - ab) ** 2 / ab}[target]
+    flow = m * (1 - ab) / (np.sqrt(ab) + np.sqrt(1 - ab)) ** 2
+    expected = {"x0": m, "eps": m / snr, "v": m / (snr + 1), "score": m * (1 - ab) ** 2 / ab, "flow": flow}[target]
     got = target_weight("min_snr", target, SCHEDULE).numpy()  # γ = 5 by default, as Hang et al. recommend
     np.testing.assert_allclose(got, _normalized(expected), rtol=1e-9)
     other = {"x0": np.minimum(snr, 2.0), "eps": np.minimum(snr, 2.0) / snr}.get(target)
@@ -148,7 +150,8 @@ class _Affine(torch.nn.Module):
 def _numpy_weights(weighting: str, target: str) -> np.ndarray:
     """The per-timestep weight on the target's squared error, from the closed forms above (mean 1)."""
     ab, _, beta, snr = _numpy_quantities()
-    factor = {"x0": 1.0, "eps": 1 / snr, "v": 1 - ab, "score": (1 - ab) ** 2 / ab}[target]
+    flow = (1 - ab) / (np.sqrt(ab) + np.sqrt(1 - ab)) ** 2  # x̂0 = (σ x_t - σ² û)/(α + σ)... so p = -σ/(α + σ)
+    factor = {"x0": 1.0, "eps": 1 / snr, "v": 1 - ab, "score": (1 - ab) ** 2 / ab, "flow": flow}[target]
     lam = np.empty_like(ab)
     lam[1:] = 0.5 * (snr[:-1] - snr[1:])
     lam[0] = 0.5 / beta[0]

@@ -26,6 +26,12 @@ def numpy_cosine(T: int, s: float = 0.008, max_beta: float = 0.999) -> np.ndarra
     return np.cumprod(1 - betas)
 
 
+def numpy_flow(T: int) -> np.ndarray:
+    """The linear interpolant x_t = (1 - t) x_0 + t ε at t = (i+1)/T as a scaled VP path: ᾱ = α²/(α² + σ²)."""
+    t = np.arange(1, T + 1) / T
+    return (1 - t) ** 2 / ((1 - t) ** 2 + t**2)
+
+
 def numpy_sigmoid(T: int, start: float = -3.0, end: float = 3.0, tau: float = 1.0) -> np.ndarray:
     """Jabri et al. 2022, alg. 1: ᾱ(u) = (σ(end/τ) - σ((u(end-start) + start)/τ)) / (σ(end/τ) - σ(start/τ)),
     taken at u = (t+1)/T through the step ratios, β ≤ 0.999 (as for the cosine)."""
@@ -71,6 +77,7 @@ def test_named_schedules_match_their_definitions(T: int) -> None:
         "series": numpy_linear(T, 1e-4, 0.02),
         "cosine": numpy_cosine(T),
         "sigmoid": numpy_sigmoid(T),
+        "flow": numpy_flow(T),
     }
     assert set(expected) == set(SCHEDULE_NAMES)
     for name, ab in expected.items():
@@ -183,10 +190,12 @@ def f64(*values: float) -> torch.Tensor:
 
 
 def test_a_schedule_accepts_exactly_the_valid_alpha_bars() -> None:
-    """ᾱ strictly decreasing in (0, 1]: ᾱ = 1 (no noise yet) and one step are valid; 0, > 1 and ties are not."""
+    """ᾱ strictly decreasing in (0, 1]: ᾱ = 1 (no noise yet) and one step are valid; > 1 and ties are not, and 0
+    (pure noise) only at the noisiest step."""
     assert len(Schedule.from_alphas_cumprod(f64(1.0, 0.5, 1e-9))) == 3
     assert len(Schedule.from_alphas_cumprod(f64(0.4))) == 1
-    for bad in (f64(0.5, 0.0), f64(1.5, 0.5), f64(0.5, 0.5), f64(0.4, 0.5), f64(0.9, 0.5, 0.7), f64(-0.1)):
+    assert len(Schedule.from_alphas_cumprod(f64(0.5, 0.0))) == 2
+    for bad in (f64(0.5, 0.0, 0.0), f64(0.0, 0.5), f64(1.5, 0.5), f64(0.5, 0.5), f64(0.4, 0.5), f64(0.9, 0.5, 0.7), f64(-0.1)):
         with pytest.raises(ValueError, match="alphas_cumprod must"):
             Schedule.from_alphas_cumprod(bad)
     with pytest.raises(ValueError, match="float64"):

@@ -43,6 +43,7 @@ def test_targets_match_numpy_closed_forms(target):
         "eps": epsn,
         "v": np.sqrt(ab) * epsn - np.sqrt(1 - ab) * x0n,  # Salimans & Ho 2022, sec. 4
         "score": -epsn / np.sqrt(1 - ab),
+        "flow": epsn - x0n,  # Lipman et al. 2023, eq. 23 (σ_min = 0); the same combination on any path
     }[target]
     np.testing.assert_allclose(target_from(target, schedule, xt, t, x0, eps).numpy(), expected, rtol=1e-13, atol=0)
 

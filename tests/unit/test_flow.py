@@ -1,0 +1,198 @@
+"""Continuous-time paths and the flow path: closed forms against the tables, and the samplers on a scaled path.
+
+The flow path x_t = (1 - t) x_0 + t ε is a variance-preserving path seen at the scale s_t = √((1-t)² + t²). The
+samplers walk the variance-preserving frame; these tests check them against the flow's own update rules written
+out here in its own frame, and against the exact ODE solution for Gaussian data.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from difflab.denoiser import Denoiser, Unconditional
+from difflab.process import posterior_mean, q_sample, target_from, x0_eps_from
+from difflab.samplers import SAMPLERS, sample_euler, sample_heun
+from difflab.schedule import SCHEDULE_NAMES, NoisePath, Schedule, make_schedule, spaced_timesteps
+from difflab.testing import ExactNetwork
+from tests.helpers import GAUSS
+
+T = 200
+
+
+def test_the_flow_schedule_is_the_linear_interpolant_ending_in_pure_noise() -> None:
+    s = make_schedule("flow", T)
+    t = torch.arange(1, T + 1, dtype=torch.float64) / T
+    torch.testing.assert_close(s.alpha, 1 - t, rtol=0, atol=1e-15)
+    torch.testing.assert_close(s.sigma, t, rtol=0, atol=1e-14)  # √(1 - ᾱ) near ᾱ = 1 loses a few digits
+    assert s.terminal_alpha_bar == 0.0 and float(s.scale[-1]) == 1.0
+    assert float(s.log_snr[-1]) == -np.inf and bool((s.log_snr[1:] < s.log_snr[:-1]).all())
+
+
+@pytest.mark.parametrize("name", SCHEDULE_NAMES)
+def test_each_table_is_its_path_at_t_i_plus_one_over_T(name: str) -> None:
+    """The closed forms α(t), σ(t) at t = (i+1)/T give today's tables: exactly where the table is f(t)/f(0) (cosine,
+    sigmoid, flow; up to the clipped last β), and to the first order of the β-sum where it is a product of
+    (1 - β) (linear, series)."""
+    steps = 200 if name == "series" else 1000
+    path = NoisePath(name, steps)
+    table = path.schedule()
+    t = torch.arange(1, steps + 1, dtype=torch.float64) / steps
+    alpha, sigma = path.alpha_sigma(t)
+    tolerance = 5e-3 if name in ("linear", "series") else 1e-9
+    unclipped = slice(0, steps - 3)
+    torch.testing.assert_close(alpha[unclipped], table.alpha[unclipped], rtol=0, atol=tolerance)
+    torch.testing.assert_close(sigma[unclipped], table.sigma[unclipped], rtol=0, atol=tolerance)
+    if name != "flow":
+        torch.testing.assert_close(alpha**2 + sigma**2, torch.ones_like(t), rtol=0, atol=1e-12)
+    lam = path.log_snr(t)
+    assert bool((lam[1:] < lam[:-1]).all())
+
+
+def test_respacing_keeps_the_scales() -> None:
+    full = make_schedule("flow", T)
+    keep = spaced_timesteps(T, 7, "linspace")
+    part = full.respace(keep)
+    torch.testing.assert_close(part.alpha, full.alpha[keep], rtol=0, atol=0)
+    torch.testing.assert_close(part.sigma, full.sigma[keep], rtol=0, atol=0)
+
+
+def test_the_posterior_mean_on_a_scaled_path_is_the_general_gaussian_one() -> None:
+    """q(x_s | x_t, x_0) for x_t = α_t x_0 + σ_t ε: mean (α_{t|s} σ_s²/σ_t²) x_t + (α_s σ²_{t|s}/σ_t²) x_0 with
+    α_{t|s} = α_t/α_s, σ²_{t|s} = σ_t² - α²_{t|s} σ_s² (Kingma et al. 2021, eq. 3-4), written independently."""
+    s = make_schedule("flow", T)
+    g = torch.Generator().manual_seed(0)
+    x0, xt = torch.randn(6, 2, generator=g, dtype=torch.float64), torch.randn(6, 2, generator=g, dtype=torch.float64)
+    i = torch.tensor([1, 5, 50, 120, 198, 199])
+    a_t, s_t, a_s, s_s = s.alpha[i], s.sigma[i], s.alpha[i - 1], s.sigma[i - 1]
+    a_ts = a_t / a_s
+    var_ts = s_t**2 - a_ts**2 * s_s**2
+    expected = (a_ts * s_s**2 / s_t**2)[:, None] * xt + (a_s * var_ts / s_t**2)[:, None] * x0
+    torch.testing.assert_close(posterior_mean(s, x0, xt, i), expected, rtol=1e-10, atol=1e-12)
+
+
+def pseudo_velocity(x: torch.Tensor, t01: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+    """A fixed, smooth "flow network" of (x, t)."""
+    tt = t01.to(x.dtype).reshape(-1, 1)
+    return torch.tanh(0.7 * x + tt) - 0.4 * x * tt
+
+
+def flow_denoiser(schedule: Schedule) -> Unconditional:
+    return Unconditional(Denoiser(pseudo_velocity, schedule, "flow"))  # type: ignore[arg-type]
+
+
+def flow_times(schedule: Schedule) -> list[float]:
+    """The flow's own time t of each kept step, noisiest first, then 0 (the data)."""
+    return [float(v) for v in schedule.sigma.flip(0)] + [0.0]
+
+
+def network_time(schedule: Schedule, t: float) -> torch.Tensor:
+    """What the denoiser feeds the network at the flow's time t: the timestep (tT - 1) over T - 1, in float32."""
+    return torch.tensor([round(t * T - 1)]).float() / (T - 1)
+
+
+@pytest.mark.parametrize("steps", [1, 4, 10])
+def test_euler_is_the_flow_step_x_plus_dt_times_u(steps: int) -> None:
+    """diffusers' FlowMatchEulerDiscreteScheduler writes x ← x + (t_next - t)·u; sample_euler must give the same."""
+    schedule = make_schedule("flow", T).respace(spaced_timesteps(T, steps, "linspace"))
+    x = torch.randn(64, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    out = sample_euler(flow_denoiser(make_schedule("flow", T)), x, schedule)
+    times = flow_times(schedule)
+    for t, t_next in itertools.pairwise(times):
+        x = x + (t_next - t) * pseudo_velocity(x, network_time(schedule, t))
+    torch.testing.assert_close(out, x, rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.parametrize("steps", [2, 6])
+def test_heun_on_the_flow_path_is_the_flow_s_own_heun_step(steps: int) -> None:
+    """x ← x + Δt·½(u(x, t) + u(x + Δt·u, t_next)), then a final Euler step to t = 0 (Karras et al. 2022, alg. 1)."""
+    full = make_schedule("flow", T)
+    schedule = full.respace(spaced_timesteps(T, steps, "linspace"))
+    x = torch.randn(64, 2, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    out = sample_heun(flow_denoiser(full), x, schedule)
+    times = flow_times(schedule)
+    for t, t_next in itertools.pairwise(times):
+        u = pseudo_velocity(x, network_time(schedule, t))
+        if t_next == 0.0:
+            x = x - t * u
+            continue
+        guess = x + (t_next - t) * u
+        x = x + (t_next - t) * 0.5 * (u + pseudo_velocity(guess, network_time(schedule, t_next)))
+    torch.testing.assert_close(out, x, rtol=1e-9, atol=1e-10)
+
+
+def exact_flow_denoiser(schedule: Schedule) -> Unconditional:
+    return Unconditional(Denoiser(ExactNetwork(GAUSS, schedule, "flow"), schedule, "flow"))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("sampler", ["euler", "heun", "dpmpp_2m", "dpmpp_3m", "unipc"])
+def test_ode_solvers_on_the_flow_path_converge_to_the_exact_map(sampler: str) -> None:
+    """An exact flow network for Gaussian data: each ODE solver's error falls as its steps grow, to under 1e-2."""
+    full = make_schedule("flow", 1000)
+    x = torch.randn(400, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    exact = GAUSS.ode_solution(full, x)
+    errors = []
+    for k in (10, 40, 160):
+        out = SAMPLERS[sampler](exact_flow_denoiser(full), x, full.respace(spaced_timesteps(1000, k, "quadratic")))
+        errors.append(float((out - exact).pow(2).sum(1).mean().sqrt()))
+    assert all(b < a for a, b in itertools.pairwise(errors)) and errors[-1] < 1e-2, errors
+
+
+def test_samplers_do_not_see_the_scale() -> None:
+    """The flow path and the variance-preserving path of the same ᾱ, each with its exact network, give the same
+    samples from the same noise: the solvers run in the variance-preserving frame and only the network sees s_t."""
+    flow = make_schedule("flow", T)
+    vp = Schedule.from_alphas_cumprod(flow.alphas_cumprod)
+    x = torch.randn(64, 2, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    for name in ("ddim", "dpmpp_2m", "dpmpp_3m", "unipc"):
+        keep = spaced_timesteps(T, 12, "quadratic")
+        out_flow = SAMPLERS[name](exact_flow_denoiser(flow), x, flow.respace(keep))
+        vp_net = Unconditional(Denoiser(ExactNetwork(GAUSS, vp, "v"), vp, "v"))  # type: ignore[arg-type]
+        out_vp = SAMPLERS[name](vp_net, x, vp.respace(keep))
+        torch.testing.assert_close(out_flow, out_vp, rtol=1e-8, atol=1e-9, msg=name)
+
+
+def test_ddpm_on_the_flow_path_reproduces_the_gaussian() -> None:
+    """Ancestral sampling in the scaled-down frame with an exact network draws from the data's distribution."""
+    full = make_schedule("flow", 300)
+    x = torch.randn(8000, 2, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    out = SAMPLERS["ddpm"](exact_flow_denoiser(full), x, full, generator=torch.Generator().manual_seed(6))
+    # Monte-Carlo error of the mean ~ √(0.25/8000) = 0.006, of the covariance ~ 0.004; T = 300 leaves ~0.005 bias
+    torch.testing.assert_close(out.mean(0), GAUSS.mean, rtol=0, atol=0.02)
+    torch.testing.assert_close(torch.cov(out.T), GAUSS.cov, rtol=0, atol=0.02)
+
+
+def test_the_flow_target_round_trips_through_x0_and_eps() -> None:
+    s = make_schedule("flow", T)
+    g = torch.Generator().manual_seed(7)
+    x0, eps = torch.randn(50, 2, generator=g, dtype=torch.float64), torch.randn(50, 2, generator=g, dtype=torch.float64)
+    i = torch.randint(0, T, (50,), generator=g)
+    i[0] = T - 1  # pure noise: α = 0, still invertible for the flow target
+    xt = q_sample(s, x0, i, eps)
+    y = target_from("flow", s, xt, i, x0, eps)
+    torch.testing.assert_close(y, eps - x0, rtol=0, atol=1e-14)
+    x0_hat, eps_hat = x0_eps_from("flow", s, xt, i, y)
+    torch.testing.assert_close(x0_hat, x0, rtol=0, atol=1e-12)
+    torch.testing.assert_close(eps_hat, eps, rtol=0, atol=1e-12)
+
+
+def test_unipc_is_third_order_on_the_exact_ode() -> None:
+    """UniPC-2's corrector raises DPM-Solver++(2M)'s order by one (Zhao et al. 2023, thm. 3.1): steps even in λ on a
+    fine cosine schedule with an exact denoiser, the fitted order is above 2.5 and the error below 2M's."""
+    full = make_schedule("cosine", 10_000)
+    lam = 0.5 * full.log_snr.numpy()
+    x = torch.randn(400, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    exact = GAUSS.ode_solution(full, x)
+    steps = [20, 40, 80]
+    errors: dict[str, list[float]] = {"dpmpp_2m": [], "unipc": []}
+    for k in steps:
+        keep = sorted({int(np.abs(lam - v).argmin()) for v in np.linspace(lam[-1], lam[0], k + 1)})
+        for name in errors:
+            net = Unconditional(Denoiser(ExactNetwork(GAUSS, full, "eps"), full, "eps"))  # type: ignore[arg-type]
+            out = SAMPLERS[name](net, x, full.respace(keep))
+            errors[name].append(float((out - exact).pow(2).sum(1).mean().sqrt()))
+    order = -np.polyfit(np.log(steps), np.log(errors["unipc"]), 1)[0]
+    assert order > 2.5 and errors["unipc"][-1] < errors["dpmpp_2m"][-1], (errors, order)
