@@ -1,6 +1,7 @@
 """Taking a run to diffusers: a scheduler config its schedulers load, and the network in safetensors.
 
-    DIR/scheduler/scheduler_config.json   DDPMScheduler / DDIMScheduler / DPMSolverMultistepScheduler
+    DIR/scheduler/scheduler_config.json   DDPMScheduler / DDIMScheduler / DPMSolverMultistepScheduler, or for a
+                                          flow run FlowMatchEulerDiscreteScheduler
                                           .from_pretrained(DIR, subfolder="scheduler")
     DIR/network/config.json               what difflab needs to rebuild the network (the run's config.json)
     DIR/network/model.safetensors         its EMA weights
@@ -9,7 +10,8 @@
 The schedule goes over as its trained betas, so cosine, sigmoid, the series preset and a learned (VDM) schedule
 all carry over exactly as difflab discretized them. `load_network` returns a module called as diffusers calls a
 UNet: `net(sample, timestep, class_labels=None)` with integer timesteps, returning the prediction the scheduler
-config names (a score network is converted to ε, which diffusers knows).
+config names (a score network is converted to ε, which diffusers knows). A flow run's network takes the flow
+scheduler's float timesteps T·t and returns the velocity ε - x0 that scheduler steps with.
 """
 
 from __future__ import annotations
@@ -38,6 +40,17 @@ SCHEDULER = "scheduler"
 NETWORK = "network"
 
 
+def flow_scheduler_config(run: RunView) -> dict[str, Any]:
+    """diffusers' FlowMatchEulerDiscreteScheduler for a flow run: T training steps at t = 1/T .. 1, no shift, so its
+    `set_timesteps(K)` walks difflab's `linspace` grid of K steps."""
+    return {
+        "_class_name": "FlowMatchEulerDiscreteScheduler",
+        "_diffusers_version": "0.27.0",
+        "num_train_timesteps": len(run.model.schedule),
+        "shift": 1.0,
+    }
+
+
 def scheduler_config(run: RunView) -> dict[str, Any]:
     """The config every one of diffusers' DDPM, DDIM and DPMSolverMultistep schedulers accepts.
 
@@ -59,6 +72,29 @@ def scheduler_config(run: RunView) -> dict[str, Any]:
         "timestep_spacing": "trailing",
     }
 
+
+FLOW_USAGE = """# {name}, exported by difflab {version}
+
+```python
+import torch
+from diffusers import FlowMatchEulerDiscreteScheduler
+from difflab.export import load_network
+
+net = load_network("{folder}")                       # needs difflab installed for the architecture
+scheduler = FlowMatchEulerDiscreteScheduler.from_pretrained("{folder}", subfolder="scheduler")
+scheduler.set_timesteps(10)                          # difflab's `--sampler euler --spacing linspace --steps 10`
+x = torch.randn(1000, *net.item_shape)               # model units: points scaled to [-1, 1], pixels to [-1, 1]
+with torch.no_grad():
+    for t in scheduler.timesteps:
+        x = scheduler.step(net(x, t), t, x).prev_sample
+samples = net.to_data_units(x)                        # points in the data's units, images in [0, 1]
+```
+
+This is a flow-matching run: the network predicts the velocity ε - x0 of x_t = (1 - t) x0 + t ε, and only
+FlowMatchEulerDiscreteScheduler steps with that (DDPM, DDIM and DPM-Solver schedulers expect ε, x0 or v; the
+network refuses their integer timesteps). Classifier-free guidance: call `net(x, t, class_labels=c)` and
+`net(x, t)` and combine `uncond + w * (cond - uncond)` yourself.
+"""
 
 USAGE = """# {name}, exported by difflab {version}
 
@@ -95,12 +131,15 @@ def export_diffusers(run: RunView, folder: Path) -> Path:
         raise UserError(f"{folder} is not empty; export into a new folder")
     prepare_folder(folder / SCHEDULER)
     prepare_folder(folder / NETWORK)
-    atomic_write_json(folder / SCHEDULER / "scheduler_config.json", scheduler_config(run))
+    flow = run.config.target == "flow"
+    config = flow_scheduler_config(run) if flow else scheduler_config(run)
+    atomic_write_json(folder / SCHEDULER / "scheduler_config.json", config)
     record = RunRecord(run.config, run.info, run.source)
     atomic_write_json(folder / NETWORK / "config.json", record.to_dict())
     save_weights(folder / NETWORK / "model.safetensors", run.model.denoiser.model.state_dict())
     name = f"{run.config.data} ({run.kind.defaults.name}, {run.config.target} target, step {run.step})"
-    atomic_write_text(folder / "README.md", USAGE.format(name=name, version=__version__, folder=folder))
+    usage = FLOW_USAGE if flow else USAGE
+    atomic_write_text(folder / "README.md", usage.format(name=name, version=__version__, folder=folder))
     return folder
 
 
@@ -122,9 +161,28 @@ class DiffusersNetwork(nn.Module):
     def forward(
         self, sample: torch.Tensor, timestep: torch.Tensor | int, class_labels: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """The prediction at integer timestep(s) `timestep`; `class_labels` None is the "no label" entry."""
+        """The prediction at timestep(s) `timestep`; `class_labels` None is the "no label" entry.
+
+        DDPM, DDIM and DPM-Solver schedulers pass integer model timesteps; FlowMatchEulerDiscreteScheduler passes
+        floats T·t with t ∈ (0, 1], which are model timestep T·t - 1 of a flow run. A tensor of the other kind
+        means the wrong scheduler drives the network, and is refused.
+        """
         n = sample.shape[0]
-        t = torch.as_tensor(timestep, device=sample.device).to(torch.int64).reshape(-1).expand(n)
+        given = torch.as_tensor(timestep, device=sample.device)
+        if self.denoiser.target == "flow":
+            if isinstance(timestep, torch.Tensor) and not timestep.is_floating_point():
+                raise UserError(
+                    "this network was exported from a flow run: drive it with diffusers' "
+                    "FlowMatchEulerDiscreteScheduler (its config is in scheduler/), not a DDPM, DDIM or DPM-Solver one"
+                )
+            t = (given.double() - 1.0).reshape(-1).expand(n)
+        else:
+            if isinstance(timestep, torch.Tensor) and timestep.is_floating_point():
+                raise UserError(
+                    "this network takes integer timesteps: drive it with the DDPM, DDIM or DPM-Solver scheduler of "
+                    "its export (FlowMatchEulerDiscreteScheduler is for flow runs only)"
+                )
+            t = given.to(torch.int64).reshape(-1).expand(n)
         cond = class_labels
         if self.record.cfg.conditional and cond is None:
             cond = torch.full((n,), self.record.info.num_classes, dtype=torch.int64, device=sample.device)

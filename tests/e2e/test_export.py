@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
+from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler
 
 import difflab
 from difflab.cli import main
+from difflab.errors import UserError
 from difflab.export import load_network
 from difflab.samplers import SAMPLERS
 
@@ -111,3 +112,31 @@ def test_export_refuses_a_folder_in_use(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["export", str(run.path), "--diffusers", str(tmp_path / "busy")]) == 2
     assert "is not empty" in capsys.readouterr().err
     assert (tmp_path / "busy" / "mine.txt").read_text() == "keep"
+
+
+def test_a_flow_run_round_trips_through_flow_match_euler(tmp_path: Path) -> None:
+    """diffusers' FlowMatchEulerDiscreteScheduler, loaded from the export, steps the exported network as difflab's
+    Euler sampler does on its linspace grid (K = 10 and 4: T - 1 = 99 is a multiple of K - 1, so diffusers'
+    float timesteps are difflab's integer ones); the wrong kind of scheduler is refused with one line."""
+    run = difflab.train("moons", out=tmp_path / "run", target="flow", progress=False, **POINTS)
+    folder = run.export(tmp_path / "export")
+    net = load_network(folder)
+    for steps in (10, 4):
+        scheduler = FlowMatchEulerDiscreteScheduler.from_pretrained(str(folder), subfolder="scheduler")
+        scheduler.set_timesteps(steps)
+        theirs = torch.randn((300, *net.item_shape), generator=torch.Generator().manual_seed(0))
+        x = theirs.clone()
+        with torch.no_grad():
+            for t in scheduler.timesteps:
+                theirs = scheduler.step(net(theirs, t), t, theirs).prev_sample
+        sampling = run.resolve(sampler="euler", steps=steps, spacing="linspace")
+        ours = SAMPLERS["euler"](run.model.denoiser_for(), x, sampling.schedule(run.model))
+        torch.testing.assert_close(theirs, ours, rtol=0, atol=2e-5)  # diffusers steps in float32
+    ddpm = DDPMScheduler.from_pretrained(str(folder), subfolder="scheduler")
+    ddpm.set_timesteps(10)
+    with pytest.raises(UserError, match="FlowMatchEulerDiscreteScheduler"):
+        net(x, ddpm.timesteps[0])
+    assert "FlowMatchEulerDiscreteScheduler" in (folder / "README.md").read_text()
+    v_net = load_network(difflab.train("moons", out=tmp_path / "v", progress=False, **POINTS).export(tmp_path / "v-x"))
+    with pytest.raises(UserError, match="integer timesteps"):
+        v_net(x, scheduler.timesteps[0])

@@ -196,3 +196,31 @@ def test_unipc_is_third_order_on_the_exact_ode() -> None:
             errors[name].append(float((out - exact).pow(2).sum(1).mean().sqrt()))
     order = -np.polyfit(np.log(steps), np.log(errors["unipc"]), 1)[0]
     assert order > 2.5 and errors["unipc"][-1] < errors["dpmpp_2m"][-1], (errors, order)
+
+
+def test_flow_matching_is_a_v_loss_weighted_by_one_plus_sin_2phi() -> None:
+    """docs/math.md: at the same SNR, ‖u - û‖² = (1 + sin 2φ)‖v - v̂‖² for any x̂0, and uniform τ is φ with density
+    1/(1 + sin 2φ), so the flow loss at uniform τ is the v-loss at uniform φ."""
+    g = torch.Generator().manual_seed(8)
+    phi = torch.rand(1000, generator=g, dtype=torch.float64) * (torch.pi / 2)
+    x0, eps = (
+        torch.randn(1000, 3, generator=g, dtype=torch.float64),
+        torch.randn(1000, 3, generator=g, dtype=torch.float64),
+    )
+    x0_hat = x0 + 0.3 * torch.randn(1000, 3, generator=g, dtype=torch.float64)
+    c, s = phi.cos()[:, None], phi.sin()[:, None]
+    x_vp = c * x0 + s * eps
+    tau = s / (c + s)
+    x_flow = (1 - tau) * x0 + tau * eps
+    torch.testing.assert_close(x_flow, x_vp / (c + s), rtol=0, atol=1e-12)
+    v_err = ((c * eps - s * x0) - (x_vp * c - x0_hat) / s).pow(2).sum(1)  # v̂ from x̂0 at x_φ: (α x - x̂0)/σ
+    u_err = ((eps - x0) - (x_flow - x0_hat) / tau).pow(2).sum(1)  # û from x̂0 at x_τ: (x - x̂0)/τ
+    torch.testing.assert_close(u_err, (1 + (2 * phi).sin()) * v_err, rtol=1e-9, atol=1e-9)
+    grid = torch.linspace(0, torch.pi / 2, 200_001, dtype=torch.float64)
+    density = 1 / (1 + (2 * grid).sin())
+    tau_grid = grid.sin() / (grid.cos() + grid.sin())
+    torch.testing.assert_close(
+        torch.trapezoid(density, grid), torch.tensor(1.0, dtype=torch.float64), rtol=0, atol=1e-9
+    )
+    slope = torch.gradient(tau_grid, spacing=(grid,))[0][1:-1]  # central differences; the ends are one-sided
+    torch.testing.assert_close(slope, density[1:-1], rtol=1e-6, atol=1e-6)
