@@ -1,7 +1,7 @@
 """Exact denoisers for Gaussian data, to test samplers with no training at all.
 
-For data x_0 ~ N(μ, Σ) and x_t = α x_0 + σ ε (any path of `difflab.schedule`), the posterior mean is closed form, and so is
-the probability-flow ODE's map from x_T to x_0; both are what a perfectly trained network and a
+For data x_0 ~ N(μ, Σ) and x_t = α x_0 + σ ε (any path of `difflab.schedule`), the posterior mean is closed
+form, and so is the probability-flow ODE's map from x_T to x_0; both are what a perfectly trained network and a
 perfect ODE solver would give.
 """
 
