@@ -73,16 +73,17 @@ def add_config_options(p: argparse.ArgumentParser) -> None:
                 dest=f.name,
                 action=argparse.BooleanOptionalAction,
                 default=argparse.SUPPRESS,
-                help=f"{OPTION_HELP[f.name]} (default {default})".strip(),
+                help=f"{OPTION_HELP[f.name].replace('%', '%%')} (default {default})".strip(),
             )
             continue
         valid = f" {{{','.join(get_args(kind))}}}" if get_origin(kind) is not None else ""
+        text = OPTION_HELP[f.name].replace("%", "%%")  # argparse formats help with %
         p.add_argument(
             flag,
             dest=f.name,
             default=argparse.SUPPRESS,
             metavar=f.name.upper(),
-            help=f"{valid.strip()} {OPTION_HELP[f.name]} (default {default})".strip(),
+            help=f"{valid.strip()} {text} (default {default})".strip(),
         )
 
 

@@ -49,6 +49,7 @@ class TrainConfig:
     schedule: ScheduleName = "cosine"
     timesteps: int = 1000
     target: Target = "v"
+    continuous_time: bool = False
     weighting: Weighting = "simple"
     loss: LossKind = "l2"
     min_snr_gamma: float = 5.0
@@ -101,6 +102,8 @@ OPTION_HELP = {
     "timesteps": "number of diffusion steps T",
     "target": "what the network predicts: x0, eps, v, score, or flow (the velocity ε - x0 of flow matching, on "
     "the flow schedule); every sampler works with any of them",
+    "continuous_time": "draw training times uniformly from (0, 1] on the schedule's closed form instead of from "
+    "its T steps (sampling still walks the T steps)",
     "weighting": "per-timestep loss weight: simple = uniform on the target's error; elbo = ½(SNR_{t-1} - SNR_t) "
     "and min_snr = min(SNR, γ) on the x0 error, converted to the target",
     "loss": "l2 (mean squared error) or huber on the weighted target error",
@@ -208,6 +211,15 @@ def _check_combinations(values: dict[str, Any]) -> None:
             given = ", ".join(setting(k, values[k]) for k in changed)
             learned = setting("schedule", "learned")
             raise UserError(f"{learned} trains on the VDM bound, so {given} does not apply; drop it")
+    if values["continuous_time"]:
+        why = {
+            "schedule": "the learned schedule trains in continuous time already (the VDM bound)",
+            "weighting": "the ELBO weight is defined per step; use simple or min_snr",
+            "learned_variance": "the variance term is defined per step",
+        }
+        for key, value in (("schedule", "learned"), ("weighting", "elbo"), ("learned_variance", True)):
+            if values[key] == value:
+                raise UserError(f"{option('continuous_time')} does not apply with {setting(key, value)}: {why[key]}")
     if values["sample_variance"] == "learned" and not values["learned_variance"]:
         learned = setting("sample_variance", "learned")
         raise UserError(f"{learned} needs a model trained with {option('learned_variance')}")

@@ -20,8 +20,8 @@ from torch import nn
 
 from difflab.denoiser import Denoiser
 from difflab.learned_schedule import LearnedScheduleModel, vdm_gradients, vdm_terms
-from difflab.process import at, q_sample, target_from, x0_error_scale
-from difflab.schedule import Schedule
+from difflab.process import at, q_sample, target_coefficients, target_from, x0_error_factor, x0_error_scale
+from difflab.schedule import NoisePath, Schedule
 from difflab.types import LossKind, Target, Weighting, choices
 from difflab.vlb import hybrid_vlb_loss
 
@@ -97,13 +97,17 @@ class DenoisingObjective:
     """Sample t uniformly over 0..T-1 and ε, noise x_0, weight the target's error.
 
     With `vlb_weight` λ > 0 (a learned-variance denoiser) it adds λ L_vlb with a stop-gradient on the
-    mean, so the variational term trains only the variance (Nichol & Dhariwal 2021, sec. 3.1).
+    mean, so the variational term trains only the variance (Nichol & Dhariwal 2021, sec. 3.1). With a `path`, t is
+    drawn uniformly from (0, 1] instead and the noise levels come from the path's closed form (`NoisePath`): the
+    network then sees every time between the T steps, as continuous-time training does (Kingma et al. 2021,
+    sec. 4; Lipman et al. 2023), and samples on the same T-step grid as a discrete run.
     """
 
     weighting: Weighting = "simple"
     loss: LossKind = "l2"
     min_snr_gamma: float = 5.0
     vlb_weight: float = 0.0
+    path: NoisePath | None = None
 
     def __call__(
         self,
@@ -116,6 +120,8 @@ class DenoisingObjective:
         """Mean weighted loss over the batch; per-sample loss is the mean over features."""
         schedule = denoiser.schedule
         n = x0.shape[0]
+        if self.path is not None:
+            return self._continuous(denoiser, x0, cond, generator)
         t = torch.randint(0, len(schedule), (n,), generator=generator, device=x0.device)
         noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
         xt = q_sample(schedule, x0, t, noise)
@@ -128,6 +134,40 @@ class DenoisingObjective:
         if self.vlb_weight > 0:
             loss = loss + self.vlb_weight * hybrid_vlb_loss(denoiser, x0, xt, t, out).mean()
         return Loss(loss, loss.backward)
+
+    def _continuous(
+        self, denoiser: Denoiser, x0: torch.Tensor, cond: torch.Tensor | None, generator: torch.Generator | None
+    ) -> Loss:
+        """The loss at t ~ U(0, 1]: the network sees timestep tT - 1, which is step i at t = (i + 1)/T."""
+        assert self.path is not None
+        steps = len(denoiser.schedule)
+        u = 1.0 - torch.rand(x0.shape[0], generator=generator, device=x0.device)
+        alpha, sigma = self.path.alpha_sigma(u.double().cpu())
+        noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
+        a, b = target_coefficients(denoiser.target, alpha, sigma)
+        weights = self._weights(denoiser, alpha, sigma)
+
+        def column(values: torch.Tensor) -> torch.Tensor:
+            return values.to(x0.dtype).to(x0.device).reshape(-1, *([1] * (x0.ndim - 1)))
+
+        xt = column(alpha) * x0 + column(sigma) * noise
+        pred, _ = denoiser.split(denoiser.raw(xt, u.double() * steps - 1.0, cond))
+        goal = column(a) * x0 + column(b) * noise
+        loss = (elementwise_loss(self.loss, pred, goal) * column(weights)).flatten(1).mean(dim=1).mean()
+        return Loss(loss, loss.backward)
+
+    def _weights(self, denoiser: Denoiser, alpha: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        """`target_weight` at continuous noise levels, scaled by the same constant as on the T steps."""
+        if self.weighting == "simple":
+            return torch.ones_like(alpha)
+        if self.weighting != "min_snr":
+            raise ValueError(
+                f"weighting {self.weighting!r} is defined per step; continuous time takes simple or min_snr"
+            )
+        schedule, target = denoiser.schedule, denoiser.target
+        norm = (min_snr_x0_weight(schedule, self.min_snr_gamma) * x0_error_scale(target, schedule)).mean()
+        snr = (alpha / sigma) ** 2
+        return snr.clamp(max=self.min_snr_gamma) * x0_error_factor(target, alpha, sigma) / norm
 
     def clip_groups(self, model: nn.Module) -> list[list[nn.Parameter]]:
         """All parameters clipped together."""
@@ -189,8 +229,11 @@ def build_objective(
     loss: LossKind = "l2",
     min_snr_gamma: float = 5.0,
     learned_variance: bool = False,
+    path: NoisePath | None = None,
 ) -> Objective:
-    """The objective a model trains on: the VDM bound when its schedule is learned, else the denoising loss."""
+    """The objective a model trains on: the VDM bound when its schedule is learned, else the denoising loss (in
+    continuous time along `path` when one is given)."""
     if isinstance(model, LearnedScheduleModel):
         return VDMObjective(model, target)
-    return DenoisingObjective(weighting, loss, min_snr_gamma, HYBRID_VLB_WEIGHT if learned_variance else 0.0)
+    vlb_weight = HYBRID_VLB_WEIGHT if learned_variance else 0.0
+    return DenoisingObjective(weighting, loss, min_snr_gamma, vlb_weight, path)

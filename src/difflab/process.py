@@ -132,7 +132,12 @@ def x0_error_scale(target: Target, schedule: Schedule) -> torch.Tensor:
     At fixed x_t, x̂_0 = p·ŷ + q·x_t, so c_t = p²: x0 → 1, ε → 1/SNR, v → 1/(SNR+1), score → (1-ᾱ)/SNR.
     Lets every weighting be written once in x_0 space (Kingma et al. 2021, eq. 13) and converted.
     """
-    p, *_ = inverse_coefficients(target, *_alpha_sigma(schedule))
+    return x0_error_factor(target, *_alpha_sigma(schedule))
+
+
+def x0_error_factor(target: Target, alpha: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """`x0_error_scale` at noise levels (α, σ) anywhere on a path: p² of x̂_0 = p·ŷ + q·x_t."""
+    p, *_ = inverse_coefficients(target, alpha, sigma)
     return p**2
 
 

@@ -34,7 +34,7 @@ from difflab.errors import UserError, setting
 from difflab.model import build_denoiser
 from difflab.objectives import build_objective
 from difflab.progress import show_progress, tqdm
-from difflab.schedule import TERMINAL_ALPHA_BAR_WARN
+from difflab.schedule import TERMINAL_ALPHA_BAR_WARN, NoisePath
 from difflab.threads import Refit
 from difflab.training_state import Checkpoint, MemoryStore, Store
 from difflab.training_step import Autocast, autocast_dtype, ema_update, lr_at, prepare_labels, rank_seed
@@ -109,6 +109,7 @@ class Trainer:
             loss=cfg.loss,
             min_snr_gamma=cfg.min_snr_gamma,
             learned_variance=cfg.learned_variance,
+            path=NoisePath(cfg.schedule, cfg.timesteps) if cfg.continuous_time else None,
         )
         self.clip_groups = self.objective.clip_groups(self.model)
         self.labels = prepare_labels(data.labels, cfg, self.info.num_classes)

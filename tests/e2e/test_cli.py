@@ -214,3 +214,15 @@ def test_point_runs_default_to_dpm_solver_and_walk_the_whole_chain_with_ddpm(run
     assert (default.clip, eps.resolve().clip, eps.resolve(clip="none").clip) == ("none", "clip", "none")
     assert (eps.resolve().sampler, eps.resolve().steps) == (s.noise_target_sampler, 20)  # 50, or all 20 the run has
     assert (ancestral.sampler, ancestral.steps) == ("ddpm", len(run.model.schedule))
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["train", "sample", "evaluate", "plot", "animate", "write", "report", "compare", "export", "datasets", None],
+)
+def test_every_help_page_prints(command: str | None, capsys: pytest.CaptureFixture[str]) -> None:
+    """argparse formats help texts with %: one unescaped "10% of it" once broke `difflab train --help`."""
+    with pytest.raises(SystemExit) as stop:
+        main([command, "--help"] if command else ["--help"])
+    assert stop.value.code == 0
+    assert "usage: difflab" in capsys.readouterr().out

@@ -224,3 +224,41 @@ def test_flow_matching_is_a_v_loss_weighted_by_one_plus_sin_2phi() -> None:
     )
     slope = torch.gradient(tau_grid, spacing=(grid,))[0][1:-1]  # central differences; the ends are one-sided
     torch.testing.assert_close(slope, density[1:-1], rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize(("name", "target"), [("cosine", "v"), ("cosine", "eps"), ("flow", "flow"), ("sigmoid", "x0")])
+def test_continuous_min_snr_weights_are_the_table_s_at_the_steps(name: str, target: str) -> None:
+    """The continuous weighting at t_i = (i+1)/T equals `target_weight`'s table (same normalization)."""
+    from difflab.objectives import DenoisingObjective, target_weight
+
+    schedule = make_schedule(name, T)
+    path = NoisePath(name, T)
+    objective = DenoisingObjective("min_snr", path=path)
+    denoiser = Denoiser(pseudo_velocity, schedule, target)  # type: ignore[arg-type]
+    alpha, sigma = path.alpha_sigma(torch.arange(1, T + 1, dtype=torch.float64) / T)
+    got = objective._weights(denoiser, alpha, sigma)
+    torch.testing.assert_close(got[:-3], target_weight("min_snr", target, schedule)[:-3], rtol=1e-6, atol=0)
+
+
+def test_continuous_time_feeds_the_network_the_path_at_uniform_times() -> None:
+    """The objective draws u = 1 - U[0, 1), then ε; the network sees x = α(u) x0 + σ(u) ε at timestep uT - 1."""
+    from difflab.objectives import DenoisingObjective
+
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def network(x: torch.Tensor, t01: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        seen.append((x.detach().clone(), t01.detach().clone()))
+        return torch.zeros_like(x, requires_grad=True)
+
+    path = NoisePath("flow", T)
+    denoiser = Denoiser(network, make_schedule("flow", T), "flow")  # type: ignore[arg-type]
+    x0 = torch.randn(256, 2, generator=torch.Generator().manual_seed(9))
+    loss = DenoisingObjective(path=path)(denoiser, x0, generator=torch.Generator().manual_seed(10))
+    g = torch.Generator().manual_seed(10)
+    u = 1.0 - torch.rand(256, generator=g)
+    noise = torch.randn(x0.shape, generator=g)
+    x, t01 = seen[0]
+    torch.testing.assert_close(t01, ((u.double() * T - 1) / (T - 1)).float())
+    torch.testing.assert_close(x, (1 - u[:, None]) * x0 + u[:, None] * noise, rtol=1e-6, atol=1e-6)
+    assert float(loss.value) == pytest.approx(float((noise - x0).pow(2).mean()), rel=1e-5)  # zero output: ‖u‖²
+    assert len(torch.unique(t01)) == 256  # times between the steps, not only on them
