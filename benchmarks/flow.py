@@ -1,6 +1,6 @@
 """v against flow matching at equal training time: six point sets, and mnist5k with --images.
 
-    python benchmarks/flow.py --keep runs/flow [--seeds 0 1] [--n 2000] [--draws 6]
+    python benchmarks/flow.py --keep runs/flow [--data DIR] [--seeds 0 1] [--n 2000] [--draws 6]
     python benchmarks/flow.py --keep runs/flow --images [--per-class 30] [--draws 2]
 
 Points: the default config (v on the cosine schedule) against `target="flow"` (the flow path), everything else the
@@ -8,8 +8,8 @@ same (steps, batch, network), on the six sets of benchmarks/fewstep.py, one run 
 evaluated with the full ancestral chain and with 10 model calls of the default few-step sampler (`steps=10`, no
 sampler named), n points per draw; a cell pools every draw of every seed (mean ± std). "train s" is the mean
 training time of a run. Images: mnist5k with benchmarks/mnist5k.py's configuration, v against flow, seed 0;
-conditional accuracy and Fréchet ratio at the image default guidance, DDPM over all 1,000 steps and the few-step
-default at 10 calls.
+conditional accuracy and Fréchet ratio at the image default guidance, DDPM over all 1,000 steps, the few-step
+default at 10 calls and UniPC on log-SNR spacing at 10 calls.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ def training_seconds(run: difflab.Run) -> float:
 
 
 def points(args: argparse.Namespace) -> None:
-    write_custom_sets(args.keep / "data")
+    folder = args.data or args.keep / "data"
+    write_custom_sets(folder)
     print(f"\n{pin_threads(1)}; seeds {args.seeds}; n = {args.n}, {args.draws} draws per run")
     print(
         "\n| set | target | train s | full chain: ratio | precision | recall "
@@ -47,7 +48,7 @@ def points(args: argparse.Namespace) -> None:
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name in args.sets:
-        data = str(args.keep / "data" / name) if name.endswith(".csv") else name
+        data = str(folder / name) if name.endswith(".csv") else name
         for target, options in TARGETS.items():
             full: dict[str, list[Stat]] = {"ratio": [], "precision": [], "recall": []}
             few: dict[str, list[Stat]] = {"ratio": [], "precision": [], "recall": []}
@@ -82,7 +83,12 @@ def images(args: argparse.Namespace) -> None:
         config = {key: value for key, value in MNIST_CONFIG.items() if key != "schedule" or target == "v"}
         run = trained("mnist5k", args.keep / "mnist5k", target, **{**config, "target": target, "threads": args.threads})
         minutes = training_seconds(run) / 60
-        for label, sampling in (("DDPM, every step", {"sampler": "ddpm"}), ("few-step default", {"steps": CALLS})):
+        ways = (
+            ("DDPM, every step", {"sampler": "ddpm"}),
+            ("few-step default", {"steps": CALLS}),
+            ("UniPC, log-SNR spacing", {"sampler": "unipc", "steps": CALLS, "spacing": "logsnr"}),
+        )
+        for label, sampling in ways:
             ev = run.evaluate(n=args.per_class, draws=args.draws, progress=False, save=False, **sampling)
             print(
                 f"| {target} | {minutes:.1f} | {label} ({ev.sampling['sampler']}) | {run.resolve(**sampling).steps} "
@@ -94,6 +100,7 @@ def images(args: argparse.Namespace) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--keep", type=Path, default=Path("runs/flow"), help="keep (and reuse) the runs here")
+    p.add_argument("--data", type=Path, help="where the CSV sets are (or are written); default KEEP/data")
     p.add_argument("--sets", nargs="+", default=SETS)
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     p.add_argument("--n", type=int, default=2000)

@@ -92,8 +92,9 @@ def add_sampling_options(p: argparse.ArgumentParser, *, classes: bool = True) ->
         "--sampler",
         choices=choices(SamplerName),
         default=None,
-        help="ddpm (ancestral), ddim, dpmpp_2m (DPM-Solver++ 2M), dpmpp_2m_sde (its stochastic form), dpmpp_3m "
-        f"(third order), heun (2K-1 model calls) (default: {per_kind(sampler_default)})",
+        help="ddpm (ancestral), ddim, euler (a flow run's name for DDIM's step), dpmpp_2m (DPM-Solver++ 2M), "
+        "dpmpp_2m_sde (its stochastic form), dpmpp_3m (third order), heun (2K-1 model calls), unipc (2M with the "
+        f"UniC corrector) (default: {per_kind(sampler_default)})",
     )
     steps = per_kind(lambda d: "all" if d.sampling.steps is None else d.sampling.steps)
     p.add_argument("--steps", type=int, default=None, help=f"respace to this many steps (default: {steps})")
@@ -103,7 +104,8 @@ def add_sampling_options(p: argparse.ArgumentParser, *, classes: bool = True) ->
         default=None,
         help="which timesteps --steps keeps: trailing (equal strides back from T-1), linspace (an even grid from "
         "T-1 down to 0), quadratic (denser at low noise; DDIM's), logsnr (even in log SNR) or karras (even in "
-        f"σ^(1/7)); all start at T-1 (default: {per_kind(lambda d: d.sampling.spacing)}; learned schedules trailing)",
+        f"σ^(1/7)); all start at T-1 (default: {per_kind(lambda d: d.sampling.spacing)}; ε and score runs "
+        "quadratic; learned schedules trailing)",
     )
     p.add_argument("--eta", type=float, default=None, help="DDIM η: 0 deterministic (default), 1 ancestral-like")
     p.add_argument(

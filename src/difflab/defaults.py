@@ -34,6 +34,7 @@ class SamplingDefaults:
     #: their x̂0 = (x_t − σ ε̂)/α blows up at the noisiest steps of a few-step solver. None: as for any run.
     noise_target_sampler: SamplerName | None = None
     noise_target_steps: int | None = None
+    noise_target_spacing: Spacing | None = None
     noise_target_clip: ClipKind | None = None
 
 

@@ -133,7 +133,12 @@ def resolve(options: SamplingOptions, model: TrainedModel, kind: SamplingDefault
     guidance = kind.guidance if options.guidance is None else check_number("guidance", options.guidance)
     if options.guidance is not None and not model.cfg.conditional:
         raise UserError(f"{option('guidance')} weighs classes, and this run was trained without them")
-    spacing = options.spacing or (LEARNED_SCHEDULE_SPACING if model.cfg.schedule == "learned" else kind.spacing)
+    spacing = (
+        options.spacing
+        or (LEARNED_SCHEDULE_SPACING if model.cfg.schedule == "learned" else None)
+        or (kind.noise_target_spacing if noise_target else None)
+        or kind.spacing
+    )
     return Sampling(
         sampler=sampler,
         steps=steps,

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from difflab.cli import main
+from difflab.points.defaults import POINTS
 from difflab.samplers import SAMPLERS
 
 TINY = ["--steps", "100", "--hidden", "32", "--depth", "1", "--timesteps", "20", "--n-data", "300"]
@@ -27,7 +28,7 @@ def test_every_sampler_evaluates_with_few_steps(
     run_dir: Path, sampler: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["evaluate", str(run_dir), "--n", "100", "--draws", "2", "--sampler", sampler, "--steps", "5"]) == 0
-    assert f"{sampler}, 5 of 20 steps (quadratic)" in capsys.readouterr().out
+    assert f"{sampler}, 5 of 20 steps ({POINTS.sampling.spacing})" in capsys.readouterr().out
 
 
 def test_learned_variance_and_nll(run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -16,16 +16,17 @@ from difflab.defaults import KindDefaults, SamplingDefaults
 #: circles_vs_moons, a checkerboard in metres and a 5-D mixture, and drift off it as w grows
 #: (benchmarks/RESULTS-defaults.md, "Class fidelity"); guidance.png shows what w > 1 does.
 SAMPLING = SamplingDefaults(
-    sampler="dpmpp_2m",
-    few_step_sampler="dpmpp_2m",
+    sampler="unipc",
+    few_step_sampler="unipc",
     steps=20,
     ancestral_steps=None,
-    spacing="quadratic",
+    spacing="logsnr",
     guidance=1.0,
     clip=None,
     chunk_size=10_000,
     noise_target_sampler="dpmpp_2m_sde",
     noise_target_steps=50,
+    noise_target_spacing="quadratic",
     noise_target_clip="clip",
 )
 
