@@ -366,13 +366,13 @@ def sample_unipc(
     for i in reversed(range(len(schedule))):
         t, pred = _predict(denoiser, x, schedule, i)
         _report(callback, schedule, i, t, x, pred.x0)
+        if i == 0:
+            x = pred.x0  # the step to the data needs no corrected x: it returns the prediction
+            continue
         if before is not None and history:
             x_s, s = before
             ratio = float(sigma[i] / sigma[s])
             x = _unipc_update(x_s, history, float(lam[i]), float(alpha[i]), ratio, new=pred.x0)
-        if i == 0:
-            x = pred.x0
-            continue
         history = [*history[-1:], (pred.x0, float(lam[i]))] if math.isfinite(lam[i]) else []
         before = (x, i)
         if not history:

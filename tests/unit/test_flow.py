@@ -262,3 +262,29 @@ def test_continuous_time_feeds_the_network_the_path_at_uniform_times() -> None:
     torch.testing.assert_close(x, (1 - u[:, None]) * x0 + u[:, None] * noise, rtol=1e-6, atol=1e-6)
     assert float(loss.value) == pytest.approx(float((noise - x0).pow(2).mean()), rel=1e-5)  # zero output: ‖u‖²
     assert len(torch.unique(t01)) == 256  # times between the steps, not only on them
+
+
+@pytest.mark.parametrize("steps", [2, 3, 7, 10, 25])
+def test_unipc_matches_diffusers_step_by_step(steps: int) -> None:
+    """diffusers' UniPCMultistepScheduler (order 2, B(h) = e^h - 1, data prediction, lower order at the end) from
+    the same noise with the same pseudo-model: every state of the chain and the result agree to float32 rounding."""
+    from diffusers import UniPCMultistepScheduler
+
+    from difflab.samplers import sample_unipc
+    from tests.unit.test_samplers import eps_denoiser, from_diffusers, matched_pair, pseudo_eps, x_T
+
+    _, kw = matched_pair()
+    ref = UniPCMultistepScheduler(
+        **kw, solver_order=2, solver_type="bh2", predict_x0=True, lower_order_final=True, timestep_spacing="trailing"
+    )
+    full = from_diffusers(ref)
+    ref.set_timesteps(steps)
+    schedule = full.respace(ref.timesteps.flip(0).tolist())
+    ours: list[torch.Tensor] = []
+    out = sample_unipc(eps_denoiser(full), x_T(), schedule, callback=lambda d: ours.append(d["x"].clone()))
+    x, theirs = x_T(), []
+    for t in ref.timesteps:
+        theirs.append(x)
+        x = ref.step(pseudo_eps(x, t.expand(len(x))), t, x).prev_sample
+    torch.testing.assert_close(torch.stack(ours), torch.stack(theirs), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(out, x, rtol=1e-4, atol=1e-4)
