@@ -85,14 +85,11 @@ def q_chain(
 
 
 def posterior_mean(schedule: Schedule, x0: torch.Tensor, xt: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
-    """μ̃_t(x_t, x_0) of q(x_{t-1} | x_t, x_0) (Ho et al. 2020, eq. 7), at the path's scale s_{t-1}."""
-    if schedule.scales is None:
-        return at(schedule.posterior_mean_coef_x0, i, xt) * x0 + at(schedule.posterior_mean_coef_xt, i, xt) * xt
-    scale_prev = torch.cat([torch.ones(1, dtype=torch.float64), schedule.scales[:-1]])
-    vp = at(schedule.posterior_mean_coef_x0, i, xt) * x0 + at(schedule.posterior_mean_coef_xt, i, xt) * xt / at(
-        schedule.scales, i, xt
-    )
-    return at(scale_prev, i, xt) * vp
+    """μ̃_t(x_t, x_0) of q(x_{t-1} | x_t, x_0) (Ho et al. 2020, eq. 7), in the variance-preserving frame.
+
+    On a scaled path (`Schedule.scales`) `xt` and the result are x/s: the frame samplers and the bound work in.
+    """
+    return at(schedule.posterior_mean_coef_x0, i, xt) * x0 + at(schedule.posterior_mean_coef_xt, i, xt) * xt
 
 
 def eps_from_x0(schedule: Schedule, xt: torch.Tensor, i: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:

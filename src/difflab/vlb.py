@@ -2,7 +2,9 @@
 
 -log p(x_0) ≤ L_T + Σ_{t≥1} L_{t-1} + L_0 (Ho et al. 2020, eq. 5), with
 L_T = KL(q(x_T|x_0) ‖ N(0, I)), L_{t-1} = KL(q(x_{t-1}|x_t, x_0) ‖ p(x_{t-1}|x_t)) and the decoder
-L_0 = -log p(x_0|x_1). Every term is per sample, summed over the data's dimensions, in nats.
+L_0 = -log p(x_0|x_1). Every term is per sample, summed over the data's dimensions, in nats. The terms are
+written in the variance-preserving frame; on a scaled path (the flow path) x_t/s_t goes in, which leaves each
+KL unchanged (both Gaussians are scaled alike).
 """
 
 from __future__ import annotations
@@ -116,6 +118,7 @@ def nll_bits_per_dim(
         t = schedule.timesteps[i].expand(n)
         pred = denoiser(xt.float().to(device), t.to(device))
         var_interp = pred.var_interp.double().cpu() if pred.var_interp is not None else None
+        xt = xt / float(schedule.scale[i])  # the terms in the variance-preserving frame: a KL does not see the scale
         log_var = ddpm_log_variance(schedule, idx, xt, variance, var_interp)
         terms[i] = vlb_term(schedule, x0, xt, idx, pred.x0.double().cpu(), log_var)
     scale = 1.0 / (dims * math.log(2.0))

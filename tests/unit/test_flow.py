@@ -62,7 +62,8 @@ def test_respacing_keeps_the_scales() -> None:
 
 def test_the_posterior_mean_on_a_scaled_path_is_the_general_gaussian_one() -> None:
     """q(x_s | x_t, x_0) for x_t = α_t x_0 + σ_t ε: mean (α_{t|s} σ_s²/σ_t²) x_t + (α_s σ²_{t|s}/σ_t²) x_0 with
-    α_{t|s} = α_t/α_s, σ²_{t|s} = σ_t² - α²_{t|s} σ_s² (Kingma et al. 2021, eq. 3-4), written independently."""
+    α_{t|s} = α_t/α_s, σ²_{t|s} = σ_t² - α²_{t|s} σ_s² (Kingma et al. 2021, eq. 3-4), written independently;
+    `posterior_mean` works in the variance-preserving frame, x/s at both ends."""
     s = make_schedule("flow", T)
     g = torch.Generator().manual_seed(0)
     x0, xt = torch.randn(6, 2, generator=g, dtype=torch.float64), torch.randn(6, 2, generator=g, dtype=torch.float64)
@@ -71,7 +72,8 @@ def test_the_posterior_mean_on_a_scaled_path_is_the_general_gaussian_one() -> No
     a_ts = a_t / a_s
     var_ts = s_t**2 - a_ts**2 * s_s**2
     expected = (a_ts * s_s**2 / s_t**2)[:, None] * xt + (a_s * var_ts / s_t**2)[:, None] * x0
-    torch.testing.assert_close(posterior_mean(s, x0, xt, i), expected, rtol=1e-10, atol=1e-12)
+    vp = posterior_mean(s, x0, xt / s.scale[i][:, None], i)
+    torch.testing.assert_close(vp * s.scale[i - 1][:, None], expected, rtol=1e-10, atol=1e-12)
 
 
 def pseudo_velocity(x: torch.Tensor, t01: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
@@ -288,3 +290,18 @@ def test_unipc_matches_diffusers_step_by_step(steps: int) -> None:
         x = ref.step(pseudo_eps(x, t.expand(len(x))), t, x).prev_sample
     torch.testing.assert_close(torch.stack(ours), torch.stack(theirs), rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(out, x, rtol=1e-4, atol=1e-4)
+
+
+def test_the_bound_does_not_see_the_scale() -> None:
+    """`evaluate --nll` on the flow path equals the bound of the variance-preserving path with the same ᾱ, each with
+    its exact network and the same noise: every KL term is taken in the variance-preserving frame."""
+    from difflab.vlb import nll_bits_per_dim
+
+    flow = make_schedule("flow", 50)
+    vp = Schedule.from_alphas_cumprod(flow.alphas_cumprod)
+    vp_net = Unconditional(Denoiser(ExactNetwork(GAUSS, vp, "v"), vp, "v"))  # type: ignore[arg-type]
+    x0 = GAUSS.sample(300, torch.Generator().manual_seed(11))
+    on_flow = nll_bits_per_dim(exact_flow_denoiser(flow), flow, x0, generator=torch.Generator().manual_seed(12))
+    on_vp = nll_bits_per_dim(vp_net, vp, x0, generator=torch.Generator().manual_seed(12))
+    assert on_flow.total == pytest.approx(on_vp.total, rel=1e-5) and np.isfinite(on_flow.total)
+    assert on_flow.prior == pytest.approx(0.0, abs=1e-12)  # pure noise at t = 1: nothing left to pay for
