@@ -416,4 +416,4 @@ def test_a_learned_run_samples_its_full_chain_unless_steps_are_asked_for(learned
     run = load(learned_run)
     full, few = run.resolve(), run.resolve(steps=10)
     assert (full.sampler, full.steps) == ("ddpm", len(run.model.schedule))
-    assert (few.sampler, few.steps) == ("dpmpp_2m", 10)
+    assert (few.sampler, few.steps) == (run.kind.defaults.sampling.few_step_sampler, 10)
