@@ -245,10 +245,9 @@ def _dpmpp_multistep(
             continue
         # order is 2 or 3: the newest `order` predictions are all an update reads
         history = [*history[-(order - 1) :], (pred.x0, float(lam[i]))] if math.isfinite(lam[i]) else []
-        if not history:
-            x = float(alpha[i - 1]) * pred.x0 + float(sigma[i - 1]) * x  # σ_s = 1, α_s = 0: the limit h → ∞
-            if sde:
-                x = float(alpha[i - 1]) * pred.x0 + float(sigma[i - 1]) * _noise_like(x, generator)
+        if not history:  # from σ_s = 1, α_s = 0 (h = ∞) the ODE keeps x as the noise, the SDE draws it afresh
+            noise = _noise_like(x, generator) if sde else x
+            x = float(alpha[i - 1]) * pred.x0 + float(sigma[i - 1]) * noise
             continue
         k = min(order, len(history))
         if i == 1 and len(schedule) < LOW_ORDER_BELOW:

@@ -46,7 +46,9 @@ class Schedule:
         ab = self.alphas_cumprod
         if ab.dtype != torch.float64 or ab.ndim != 1 or len(ab) < 1:
             raise ValueError("alphas_cumprod must be a non-empty 1-D float64 tensor")
-        if not bool(((ab > 0) & (ab <= 1)).all()) and not (bool((ab[:-1] > 0).all()) and float(ab[-1]) == 0.0):
+        inside = (ab > 0) & (ab <= 1)
+        inside[-1] |= bool(ab[-1] == 0)  # pure noise, at the noisiest step only
+        if not bool(inside.all()):
             raise ValueError("alphas_cumprod must lie in (0, 1] (only the noisiest step may reach 0)")
         if len(ab) > 1 and not bool((ab[1:] < ab[:-1]).all()):
             raise ValueError("alphas_cumprod must be strictly decreasing")
