@@ -129,7 +129,10 @@ def resolve(options: SamplingOptions, model: TrainedModel, kind: SamplingDefault
         raise UserError(f"{option('variance')} is DDPM's reverse variance; it does nothing for sampler {sampler}")
     variance = options.variance or model.cfg.sample_variance
     if variance == "learned" and not model.cfg.learned_variance:
-        raise UserError(f"{setting('variance', 'learned')} needs a run trained with a learned variance")
+        raise UserError(
+            f"{setting('variance', 'learned')} needs a run trained with a learned variance, and this one was not; "
+            f"use {setting('variance', 'small')} or large"
+        )
     guidance = kind.guidance if options.guidance is None else check_number("guidance", options.guidance)
     if options.guidance is not None and not model.cfg.conditional:
         raise UserError(f"{option('guidance')} weighs classes, and this run was trained without them")

@@ -59,3 +59,13 @@ def test_combinations_that_do_not_apply_are_one_line(
     assert main(["train", "--data", "moons", "--out", str(tmp_path / "run"), "--steps", "5", *flags]) == 2
     assert message in error_line(capsys.readouterr().err)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_learned_variance_asked_of_a_flow_run_says_what_to_use(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = difflab.train("moons", tmp_path / "run", target="flow", progress=False, **POINTS)
+    assert main(["sample", str(run.path), "--variance", "learned", "--out", str(tmp_path / "s.npy")]) == 2
+    line = error_line(capsys.readouterr().err)
+    assert "needs a run trained with a learned variance" in line and "--variance small or large" in line
+    assert not (tmp_path / "s.npy").exists()
