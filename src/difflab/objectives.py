@@ -118,10 +118,10 @@ class DenoisingObjective:
         generator: torch.Generator | None = None,
     ) -> Loss:
         """Mean weighted loss over the batch; per-sample loss is the mean over features."""
+        if self.path is not None:
+            return self._continuous(self.path, denoiser, x0, cond, generator)
         schedule = denoiser.schedule
         n = x0.shape[0]
-        if self.path is not None:
-            return self._continuous(denoiser, x0, cond, generator)
         t = torch.randint(0, len(schedule), (n,), generator=generator, device=x0.device)
         noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
         xt = q_sample(schedule, x0, t, noise)
@@ -136,13 +136,17 @@ class DenoisingObjective:
         return Loss(loss, loss.backward)
 
     def _continuous(
-        self, denoiser: Denoiser, x0: torch.Tensor, cond: torch.Tensor | None, generator: torch.Generator | None
+        self,
+        path: NoisePath,
+        denoiser: Denoiser,
+        x0: torch.Tensor,
+        cond: torch.Tensor | None,
+        generator: torch.Generator | None,
     ) -> Loss:
         """The loss at t ~ U(0, 1]: the network sees timestep tT - 1, which is step i at t = (i + 1)/T."""
-        assert self.path is not None
         steps = len(denoiser.schedule)
         u = 1.0 - torch.rand(x0.shape[0], generator=generator, device=x0.device)
-        alpha, sigma = self.path.alpha_sigma(u.double().cpu())
+        alpha, sigma = path.alpha_sigma(u.double().cpu())
         noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
         a, b = target_coefficients(denoiser.target, alpha, sigma)
         weights = self._weights(denoiser, alpha, sigma)
