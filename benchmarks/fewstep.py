@@ -88,20 +88,28 @@ def main() -> None:
         + "---|" * (len(args.sets) + 1)
     )
     smallest: dict[tuple[str, str], int | None] = {}
+    precision: list[str] = []
     for sampler, spacing in (c.split(":", 1) for c in args.candidates):
         smallest[(sampler, spacing)] = None
         for k in args.steps:
             stats: dict[str, Stat] = {}
+            sharp: dict[str, Stat] = {}
             for name, run in runs.items():
                 ev = run.evaluate(
                     n=args.n, draws=args.draws, sampler=sampler, steps=k, spacing=spacing, progress=False, save=False
                 )
-                stats[name] = ev["ratio"]
+                stats[name], sharp[name] = ev["ratio"], ev["precision"]
+            precision.append(f"| {sampler} | {spacing} | {k} | " + " | ".join(cell(sharp[n], 3) for n in runs) + " |")
             worst = max(stats[name].mean / full[name].mean for name in runs)
             if worst <= 1.5 and smallest[(sampler, spacing)] is None:
                 smallest[(sampler, spacing)] = k
             cells = " | ".join(cell(stats[name]) for name in runs)
             print(f"| {sampler} | {spacing} | {k} | {cells} | {worst:.2f} |", flush=True)
+    print(
+        "\nk-NN precision (the full chain's is in `difflab evaluate`; the data's floor is 0.997-1.000 on these sets):"
+    )
+    print("\n| sampler | spacing | NFE | " + " | ".join(args.sets) + " |\n|---|---|---|" + "---|" * len(args.sets))
+    print("\n".join(precision))
     print("\n| sampler | spacing | smallest NFE within 1.5× of the full chain on every set |\n|---|---|---|")
     for (sampler, spacing), k in smallest.items():
         print(f"| {sampler} | {spacing} | {k if k is not None else f'> {max(args.steps)}'} |")

@@ -37,6 +37,12 @@ def sampler_default(d: KindDefaults) -> str:
     return f"{s.sampler} over {steps} steps{few}{ddpm}"
 
 
+def spacing_default(d: KindDefaults) -> str:
+    s = d.sampling
+    below = f" ({s.few_step_spacing} below {s.few_step_below} steps)" if s.few_step_spacing else ""
+    return f"{s.spacing}{below}"
+
+
 #: The options that size one evaluation draw; each kind of data uses one of them (`KindDefaults.evaluate_size`).
 EVALUATE_SIZES = {"n": "items per draw", "per_class": "samples per class and draw"}
 
@@ -104,8 +110,8 @@ def add_sampling_options(p: argparse.ArgumentParser, *, classes: bool = True) ->
         default=None,
         help="which timesteps --steps keeps: trailing (equal strides back from T-1), linspace (an even grid from "
         "T-1 down to 0), quadratic (denser at low noise; DDIM's), logsnr (even in log SNR) or karras (even in "
-        f"σ^(1/7)); all start at T-1 (default: {per_kind(lambda d: d.sampling.spacing)}; ε and score runs "
-        "quadratic; learned schedules trailing)",
+        f"σ^(1/7)); all start at T-1 (default: {per_kind(spacing_default)}; ε and score runs quadratic; learned "
+        "schedules trailing)",
     )
     p.add_argument("--eta", type=float, default=None, help="DDIM η: 0 deterministic (default), 1 ancestral-like")
     p.add_argument(

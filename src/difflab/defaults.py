@@ -32,6 +32,9 @@ class SamplingDefaults:
     chunk_size: int
     #: The sampler and clipping for runs whose network predicts the noise (ε, score), when the user chose none:
     #: their x̂0 = (x_t − σ ε̂)/α blows up at the noisiest steps of a few-step solver. None: as for any run.
+    #: Below `few_step_below` steps the spacing is `few_step_spacing` instead of `spacing` (None: `spacing` always).
+    few_step_spacing: Spacing | None = None
+    few_step_below: int = 0
     noise_target_sampler: SamplerName | None = None
     noise_target_steps: int | None = None
     noise_target_spacing: Spacing | None = None

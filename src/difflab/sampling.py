@@ -140,6 +140,7 @@ def resolve(options: SamplingOptions, model: TrainedModel, kind: SamplingDefault
         options.spacing
         or (LEARNED_SCHEDULE_SPACING if model.cfg.schedule == "learned" else None)
         or (kind.noise_target_spacing if noise_target else None)
+        or (kind.few_step_spacing if steps < kind.few_step_below else None)
         or kind.spacing
     )
     return Sampling(

@@ -146,3 +146,18 @@ def test_a_csv_names_its_label_column(tmp_path: Path, capsys: pytest.CaptureFixt
     assert run.class_names == ["east", "west"] and run.info.columns == ["x_m", "y_m"]
     assert main([*args, str(tmp_path / "c"), "--label-column", "kind"]) == 2
     assert "no column named 'kind' to take labels from; its columns are x_m, y_m, species" in capsys.readouterr().err
+
+
+def test_points_space_few_steps_evenly_in_log_snr_and_more_quadratically() -> None:
+    """Below `few_step_below` steps the default spacing is the few-step one (log SNR: 10 calls within 1.5× of the full
+    chain); from there on the sharper quadratic spacing; a spacing asked for, or an ε run's, wins over both."""
+    import difflab
+    from difflab.points.defaults import POINTS
+
+    run = difflab.train("moons", steps=5, hidden=16, depth=1, timesteps=50, n_data=200, batch_size=32, progress=False)
+    below, at = POINTS.sampling.few_step_below - 1, POINTS.sampling.few_step_below
+    assert run.resolve(steps=below).spacing == POINTS.sampling.few_step_spacing == "logsnr"
+    assert run.resolve(steps=at).spacing == run.resolve().spacing == POINTS.sampling.spacing == "quadratic"
+    assert run.resolve(steps=below, spacing="trailing").spacing == "trailing"
+    eps = difflab.train("moons", target="eps", steps=5, hidden=16, depth=1, timesteps=50, n_data=200, progress=False)
+    assert eps.resolve(steps=below).spacing == "quadratic"

@@ -6,12 +6,14 @@ from types import MappingProxyType
 
 from difflab.defaults import KindDefaults, SamplingDefaults
 
-#: UniPC (DPM-Solver++(2M) with the UniC corrector) on 20 timesteps even in log SNR: within 1.2× of the full
-#: ancestral chain's energy ratio on all six sets of benchmarks/fewstep.py at 1/50 of its model calls, so figures,
-#: evaluations and reports of a default run take seconds; `--steps 10` stays within 1.5× (1.41; DPM-Solver++(2M) on
-#: quadratic steps, the default before, needed 15; README "Few-step sampling"). v, x0 and flow runs alike. Runs
-#: that predict the noise (ε, score) take DPM-Solver++'s SDE form on 50 quadratic steps with x̂0 clipped to the
-#: data's range instead: deterministic few-step solvers send their samples far off the data, and the clipped
+#: UniPC (DPM-Solver++(2M) with the UniC corrector) on 20 quadratic timesteps: within 1.1× of the full ancestral
+#: chain's energy ratio on all six sets of benchmarks/fewstep.py at 1/50 of its model calls, and as sharp as
+#: DPM-Solver++(2M), so figures, evaluations and reports of a default run take seconds. Below 15 steps the steps
+#: are even in log SNR instead: `--steps 10` stays within 1.5× of the full chain on all six sets, where quadratic
+#: steps (and DPM-Solver++(2M), the default before) were 2.3–2.4× off; from 15 steps quadratic steps are as close
+#: and sharper (k-NN precision 0.001–0.009 higher; benchmarks/RESULTS-fewstep.md). v, x0 and flow runs alike.
+#: Runs that predict the noise (ε, score) take DPM-Solver++'s SDE form on 50 quadratic steps with x̂0 clipped to
+#: the data's range instead: deterministic few-step solvers send their samples far off the data, and the clipped
 #: SDE is the closest few-step form, within 1.5× of the full chain on all six sets at 50 steps (2.6× at 20;
 #: benchmarks/RESULTS-defaults.md). `sampler="ddpm"` alone walks every trained step.
 #: Guidance 1, the plain conditional model: a class's samples match that class's data best at w = 1 on
@@ -22,7 +24,9 @@ SAMPLING = SamplingDefaults(
     few_step_sampler="unipc",
     steps=20,
     ancestral_steps=None,
-    spacing="logsnr",
+    spacing="quadratic",
+    few_step_spacing="logsnr",
+    few_step_below=15,
     guidance=1.0,
     clip=None,
     chunk_size=10_000,
