@@ -204,12 +204,12 @@ def test_datasets_lists_and_exports(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert f.read_text().splitlines()[0] == "x0,x1,label"
 
 
-def test_point_runs_default_to_dpm_solver_and_walk_the_whole_chain_with_ddpm(run_dir: Path) -> None:
+def test_point_runs_default_to_their_kind_s_table_and_walk_the_whole_chain_with_ddpm(run_dir: Path) -> None:
     run = load(run_dir)
     default, few, ancestral = run.resolve(), run.resolve(steps=5), run.resolve(sampler="ddpm")
     s = POINTS.sampling
     assert (default.sampler, default.steps, default.spacing, default.guidance) == (s.sampler, 20, s.spacing, s.guidance)
-    assert (few.sampler, few.steps, few.spacing) == (s.few_step_sampler, 5, s.spacing)
+    assert (few.sampler, few.steps, few.spacing) == (s.few_step_sampler, 5, s.few_step_spacing)  # 5 < few_step_below
     eps = difflab.train("moons", progress=False, target="eps", steps=2, n_data=64, hidden=8, depth=1, timesteps=20)
     assert (default.clip, eps.resolve().clip, eps.resolve(clip="none").clip) == ("none", "clip", "none")
     assert (eps.resolve().sampler, eps.resolve().steps) == (s.noise_target_sampler, 20)  # 50, or all 20 the run has
