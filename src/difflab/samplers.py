@@ -229,11 +229,7 @@ def _dpmpp_multistep(
     sde: bool,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """The multistep recursion shared by the ODE solvers of order 2 and 3 and the SDE solver of order 2.
-
-    A step from pure noise (λ = -∞, a flow path's start) is the first-order step, and its prediction, which says
-    nothing about how x̂0 moves with λ, is left out of the differences.
-    """
+    """The multistep recursion shared by the ODE solvers of order 2 and 3 and the SDE solver of order 2."""
     lam, alpha, sigma = _lambda_alpha_sigma(schedule)
     x = _from_start(x, schedule)
     history: list[tuple[torch.Tensor, float]] = []
@@ -244,10 +240,9 @@ def _dpmpp_multistep(
             x = pred.x0
             continue
         # order is 2 or 3: the newest `order` predictions are all an update reads
-        history = [*history[-(order - 1) :], (pred.x0, float(lam[i]))] if math.isfinite(lam[i]) else []
-        if not history:  # from σ_s = 1, α_s = 0 (h = ∞) the ODE keeps x as the noise, the SDE draws it afresh
-            noise = _noise_like(x, generator) if sde else x
-            x = float(alpha[i - 1]) * pred.x0 + float(sigma[i - 1]) * noise
+        history = _remember(history, pred.x0, float(lam[i]), order)
+        if not history:  # the ODE keeps x as the noise, the SDE draws it afresh
+            x = _from_pure_noise(pred.x0, _noise_like(x, generator) if sde else x, alpha[i - 1], sigma[i - 1])
             continue
         k = min(order, len(history))
         if i == 1 and len(schedule) < LOW_ORDER_BELOW:
@@ -266,6 +261,22 @@ def _dpmpp_multistep(
         x = decay * x - float(alpha[i - 1]) * math.expm1(-2 * h) * d
         x = x + float(sigma[i - 1]) * math.sqrt(-math.expm1(-2 * h)) * _noise_like(x, generator)
     return x
+
+
+def _remember(
+    history: list[tuple[torch.Tensor, float]], x0: torch.Tensor, lam: float, keep: int
+) -> list[tuple[torch.Tensor, float]]:
+    """The newest `keep` ≥ 2 predictions (x̂0, λ) a multistep solver reads, this one last.
+
+    A prediction at pure noise (λ = -∞, a flow path's start) says nothing about how x̂0 moves with λ: it is left
+    out, and the empty list tells the solver to take `_from_pure_noise`'s step.
+    """
+    return [*history[-(keep - 1) :], (x0, lam)] if math.isfinite(lam) else []
+
+
+def _from_pure_noise(x0: torch.Tensor, noise: torch.Tensor, alpha: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """The step from σ_s = 1, α_s = 0 (h = ∞), the limit of every solver's first step: α_t x̂0 + σ_t·noise."""
+    return float(alpha) * x0 + float(sigma) * noise
 
 
 def _lambda_alpha_sigma(schedule: Schedule) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -338,7 +349,8 @@ def sample_euler(
     return sample_ddim(denoiser, x, schedule, callback=callback)
 
 
-#: UniPC's B(h) (Zhao et al. 2023, sec. 3.2): "bh1" B(h) = h, "bh2" B(h) = e^h - 1; benchmarks/RESULTS-flow.md.
+#: UniPC's B(h) (Zhao et al. 2023, sec. 3.2): "bh1" B(h) = h, "bh2" B(h) = e^h - 1 (bh1 was 3.5-22x off the full
+#: chain at 10 calls; README, "Few-step sampling").
 UNIPC_VARIANT = "bh2"
 
 
@@ -372,10 +384,10 @@ def sample_unipc(
             x_s, s = before
             ratio = float(sigma[i] / sigma[s])
             x = _unipc_update(x_s, history, float(lam[i]), float(alpha[i]), ratio, new=pred.x0)
-        history = [*history[-1:], (pred.x0, float(lam[i]))] if math.isfinite(lam[i]) else []
+        history = _remember(history, pred.x0, float(lam[i]), 2)
         before = (x, i)
         if not history:
-            x = float(alpha[i - 1]) * pred.x0 + float(sigma[i - 1]) * x
+            x = _from_pure_noise(pred.x0, x, alpha[i - 1], sigma[i - 1])
             continue
         x = _unipc_update(x, history, float(lam[i - 1]), float(alpha[i - 1]), float(sigma[i - 1] / sigma[i]))
     return x
