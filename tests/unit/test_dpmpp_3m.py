@@ -18,8 +18,15 @@ from diffusers import DPMSolverMultistepScheduler
 
 from difflab.samplers import _multistep_update, sample_dpmpp_3m
 from difflab.schedule import make_schedule, spaced_timesteps
-from tests.helpers import GAUSS
-from tests.unit.test_samplers import T, eps_denoiser, exact_denoiser, from_diffusers, matched_pair, pseudo_eps, x_T
+from tests.unit.test_samplers import (
+    T,
+    eps_denoiser,
+    from_diffusers,
+    lambda_even_errors,
+    matched_pair,
+    pseudo_eps,
+    x_T,
+)
 
 
 def exact_step(x: float, lam_s: float, lam_t: float, sigma_s: float, sigma_t: float, coef: tuple[float, ...]) -> float:
@@ -73,21 +80,7 @@ def test_steps_of_order_1_and_2_match_diffusers(steps: int) -> None:
 def test_third_order_convergence_on_the_exact_ode() -> None:
     """Steps evenly in λ on a fine cosine schedule, an exact denoiser for Gaussian data: the error falls with
     the number of steps K faster than K⁻³ (measured 3.9) and faster than DPM-Solver++(2M)'s."""
-    full = make_schedule("cosine", 10_000)
-    lam = 0.5 * full.log_snr.numpy()
-    x = torch.randn(500, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
-    exact = GAUSS.ode_solution(full, x)
-    steps = [20, 40, 80]
-    errors: dict[str, list[float]] = {"dpmpp_2m": [], "dpmpp_3m": []}
-    for k in steps:
-        keep = sorted({int(np.abs(lam - v).argmin()) for v in np.linspace(lam[-1], lam[0], k + 1)})
-        schedule = full.respace(keep)
-        for name in errors:
-            from difflab.samplers import SAMPLERS
-
-            out = SAMPLERS[name](exact_denoiser(full), x, schedule)
-            errors[name].append(float((out - exact).pow(2).sum(1).mean().sqrt()))
-    order = -np.polyfit(np.log(steps), np.log(errors["dpmpp_3m"]), 1)[0]
+    errors, order = lambda_even_errors(["dpmpp_2m", "dpmpp_3m"], [20, 40, 80])
     assert all(b < a for a, b in itertools.pairwise(errors["dpmpp_3m"]))
     assert order > 3.0 and errors["dpmpp_3m"][-1] < errors["dpmpp_2m"][-1] / 5, (errors, order)
 

@@ -184,19 +184,9 @@ def test_the_flow_target_round_trips_through_x0_and_eps() -> None:
 def test_unipc_is_third_order_on_the_exact_ode() -> None:
     """UniPC-2's corrector raises DPM-Solver++(2M)'s order by one (Zhao et al. 2023, thm. 3.1): steps even in λ on a
     fine cosine schedule with an exact denoiser, the fitted order is above 2.5 and the error below 2M's."""
-    full = make_schedule("cosine", 10_000)
-    lam = 0.5 * full.log_snr.numpy()
-    x = torch.randn(400, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
-    exact = GAUSS.ode_solution(full, x)
-    steps = [20, 40, 80]
-    errors: dict[str, list[float]] = {"dpmpp_2m": [], "unipc": []}
-    for k in steps:
-        keep = sorted({int(np.abs(lam - v).argmin()) for v in np.linspace(lam[-1], lam[0], k + 1)})
-        for name in errors:
-            net = Unconditional(Denoiser(ExactNetwork(GAUSS, full, "eps"), full, "eps"))  # type: ignore[arg-type]
-            out = SAMPLERS[name](net, x, full.respace(keep))
-            errors[name].append(float((out - exact).pow(2).sum(1).mean().sqrt()))
-    order = -np.polyfit(np.log(steps), np.log(errors["unipc"]), 1)[0]
+    from tests.unit.test_samplers import lambda_even_errors
+
+    errors, order = lambda_even_errors(["dpmpp_2m", "unipc"], [20, 40, 80])
     assert order > 2.5 and errors["unipc"][-1] < errors["dpmpp_2m"][-1], (errors, order)
 
 
