@@ -73,16 +73,16 @@ def scheduler_config(run: RunView) -> dict[str, Any]:
     }
 
 
-FLOW_USAGE = """# {name}, exported by difflab {version}
+USAGE_CODE = """# {name}, exported by difflab {version}
 
 ```python
 import torch
-from diffusers import FlowMatchEulerDiscreteScheduler
+from diffusers import {imports}
 from difflab.export import load_network
 
 net = load_network("{folder}")                       # needs difflab installed for the architecture
-scheduler = FlowMatchEulerDiscreteScheduler.from_pretrained("{folder}", subfolder="scheduler")
-scheduler.set_timesteps(10)                          # difflab's `--sampler euler --spacing linspace --steps 10`
+scheduler = {scheduler}.from_pretrained("{folder}", subfolder="scheduler")
+scheduler.set_timesteps({steps})
 x = torch.randn(1000, *net.item_shape)               # model units: points scaled to [-1, 1], pixels to [-1, 1]
 with torch.no_grad():
     for t in scheduler.timesteps:
@@ -90,31 +90,17 @@ with torch.no_grad():
 samples = net.to_data_units(x)                        # points in the data's units, images in [0, 1]
 ```
 
-This is a flow-matching run: the network predicts the velocity ε - x0 of x_t = (1 - t) x0 + t ε, and only
-FlowMatchEulerDiscreteScheduler steps with that (DDPM, DDIM and DPM-Solver schedulers expect ε, x0 or v; the
-network refuses their integer timesteps). Classifier-free guidance: call `net(x, t, class_labels=c)` and
-`net(x, t)` and combine `uncond + w * (cond - uncond)` yourself.
 """
 
-USAGE = """# {name}, exported by difflab {version}
+FLOW_NOTES = """This is a flow-matching run: the network predicts the velocity ε - x0 of x_t = (1 - t) x0 + t ε, and
+only FlowMatchEulerDiscreteScheduler steps with that (DDPM, DDIM and DPM-Solver schedulers expect ε, x0 or v; the
+network refuses their integer timesteps). `set_timesteps(K)` walks difflab's `--sampler euler --spacing linspace
+--steps K`. Classifier-free guidance: call `net(x, t, class_labels=c)` and `net(x, t)` and combine
+`uncond + w * (cond - uncond)` yourself.
+"""
 
-```python
-import torch
-from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
-from difflab.export import load_network
-
-net = load_network("{folder}")                       # needs difflab installed for the architecture
-scheduler = DPMSolverMultistepScheduler.from_pretrained("{folder}", subfolder="scheduler")
-scheduler.set_timesteps(20)
-x = torch.randn(1000, *net.item_shape)               # model units: points scaled to [-1, 1], pixels to [-1, 1]
-with torch.no_grad():
-    for t in scheduler.timesteps:
-        x = scheduler.step(net(x, t), t, x).prev_sample
-samples = net.to_data_units(x)                        # points in the data's units, images in [0, 1]
-```
-
-With DDIMScheduler, pass `use_clipped_model_output=True` to `step` where the run clips (images do): difflab
-re-derives ε from the clipped x̂0. diffusers' DDIMScheduler steps back a fixed `T // steps` timesteps, so
+VP_NOTES = """With DDIMScheduler, pass `use_clipped_model_output=True` to `step` where the run clips (images do):
+difflab re-derives ε from the clipped x̂0. diffusers' DDIMScheduler steps back a fixed `T // steps` timesteps, so
 it follows difflab's trailing grid only where `steps` divides the training steps T; DDPM and DPM-Solver follow
 it for any `steps`. What does not carry over: difflab's quadratic timestep spacing (diffusers has
 none; the config uses trailing), a learned variance (the shared config uses fixed variances; for DDPM pass
@@ -122,6 +108,18 @@ none; the config uses trailing), a learned variance (the shared config uses fixe
 classifier-free guidance (call `net(x, t, class_labels=c)` and `net(x, t)` and combine
 `uncond + w * (cond - uncond)` yourself; difflab's weight w is diffusers' `guidance_scale`).
 """
+
+
+def usage(name: str, folder: Path, *, flow: bool) -> str:
+    """The export's README.md: the lines that drive the network with diffusers, then what to know."""
+    if flow:
+        fields = {"imports": "FlowMatchEulerDiscreteScheduler", "scheduler": "FlowMatchEulerDiscreteScheduler"}
+        steps, notes = 10, FLOW_NOTES
+    else:
+        imports = "DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler"
+        fields = {"imports": imports, "scheduler": "DPMSolverMultistepScheduler"}
+        steps, notes = 20, VP_NOTES
+    return USAGE_CODE.format(name=name, version=__version__, folder=folder, steps=steps, **fields) + notes
 
 
 def export_diffusers(run: RunView, folder: Path) -> Path:
@@ -138,8 +136,7 @@ def export_diffusers(run: RunView, folder: Path) -> Path:
     atomic_write_json(folder / NETWORK / "config.json", record.to_dict())
     save_weights(folder / NETWORK / "model.safetensors", run.model.denoiser.model.state_dict())
     name = f"{run.config.data} ({run.kind.defaults.name}, {run.config.target} target, step {run.step})"
-    usage = FLOW_USAGE if flow else USAGE
-    atomic_write_text(folder / "README.md", usage.format(name=name, version=__version__, folder=folder))
+    atomic_write_text(folder / "README.md", usage(name, folder, flow=flow))
     return folder
 
 
