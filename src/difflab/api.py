@@ -21,7 +21,7 @@ import torch
 import difflab.distributed as distributed
 import difflab.session as session
 from difflab.callbacks import Callback, check_callbacks
-from difflab.config import TrainConfig
+from difflab.config import DEFAULT_DISTILL_METHOD, DEFAULT_STUDENT_STEPS, TrainConfig
 from difflab.data.files import class_index
 from difflab.data.training_set import DataInfo, DataSource
 from difflab.defaults import ANIMATION_FRAMES
@@ -43,7 +43,7 @@ from difflab.sampling import Sampling, SamplingOptions, draw, resolve
 from difflab.threads import ThreadGovernor, torch_threads
 from difflab.trainer import TrainResult
 from difflab.training_state import Checkpoint
-from difflab.types import DeviceChoice, SamplerName, Spacing
+from difflab.types import DeviceChoice, DistillMethod, SamplerName, Spacing
 
 SAMPLING_KEYS = frozenset(f.name for f in fields(SamplingOptions))
 
@@ -361,6 +361,44 @@ class Run:
 
         return export_diffusers(self, check_path("folder", folder))
 
+    def distill(
+        self,
+        out: str | Path | None = None,
+        *,
+        steps: int = DEFAULT_STUDENT_STEPS,
+        method: DistillMethod = DEFAULT_DISTILL_METHOD,
+        train_steps: int | None = None,
+        progress: bool | None = None,
+        callbacks: Sequence[Callback] | None = None,
+        **options: Any,
+    ) -> Run:
+        """Distill this run (the teacher) into a student that samples in `steps` model calls (see `difflab.distill`).
+
+        The student starts from this run's weights and trains for `train_steps` optimizer steps (default: its
+        kind's, `Run.kind.defaults.distilling`); `options` change how (seed, lr, batch_size, distill_pairs, and
+        how to run: device, threads, log_every, checkpoint_every). It is a normal run: `sample`, `evaluate`,
+        `plot`, `animate` and `export` use its `steps` calls unless told otherwise. With `out`, a folder that
+        already holds this student continues from its last checkpoint.
+        """
+        if self.path is None:
+            raise UserError("distilling needs the teacher in a run directory (its path goes into the student): save it")
+        if self.config.is_student:
+            raise UserError(f"{self.path} is a student already; distill its teacher ({self.config.teacher})")
+        folder = None if out is None else check_path("out", out)
+        progress = check_flag("progress", progress, optional=True)
+        hooks = check_callbacks(callbacks)
+        given = {**options, **({} if train_steps is None else {"steps": train_steps})}
+        cfg = session.student_config(self.config, self.path, self.kind.defaults.distilling, steps, method, given)
+        return Run.of(session.fit(self._prepared(cfg), folder, progress=progress, callbacks=hooks))
+
+    def _prepared(self, cfg: TrainConfig) -> session.Prepared:
+        """This run's data, through its kind, ready to train `cfg` on (more steps, or a student)."""
+        kind = self.kind
+        data = kind.from_copy(self.data_copy()) if self.source.stored else kind.load_spec(cfg.data, cfg)
+        training_set = kind.training_set(data, cfg, self.source.spec)
+        self.source.check(training_set.source, str(self.path or "this run"))
+        return session.Prepared(cfg, training_set, self._data)
+
     # --- persistence and more training ---
     def save(self, path: str | Path) -> Run:
         """Write an in-memory run as a run directory (config, data copy, checkpoint, log) and return it loaded."""
@@ -381,12 +419,7 @@ class Run:
         """
         progress = check_flag("progress", progress, optional=True)
         hooks = check_callbacks(callbacks)
-        cfg = session.resumed_config(self.config, changes)
-        kind = self.kind
-        data = kind.from_copy(self.data_copy()) if self.source.stored else kind.load_spec(cfg.data, cfg)
-        training_set = kind.training_set(data, cfg, self.source.spec)
-        self.source.check(training_set.source, str(self.path or "this run"))
-        prepared = session.Prepared(cfg, training_set, self._data)
+        prepared = self._prepared(session.resumed_config(self.config, changes))
         if self.path is not None:
             return Run.of(session.fit(prepared, self.path, progress=progress, must_resume=True, callbacks=hooks))
         return Run.of(session.fit(prepared, None, progress=progress, checkpoint=self._checkpoint, callbacks=hooks))

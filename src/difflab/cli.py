@@ -30,10 +30,17 @@ from difflab.cli_options import (
     per_kind,
     sampling_given,
 )
-from difflab.config import TrainConfig, read_config_file
+from difflab.config import (
+    DEFAULT_DISTILL_METHOD,
+    DEFAULT_STUDENT_STEPS,
+    DISTILL_OPTIONS,
+    TrainConfig,
+    read_config_file,
+)
 from difflab.defaults import ANIMATION_FRAMES
 from difflab.errors import UserError, option_style, setting
 from difflab.kinds import registered
+from difflab.types import DistillMethod, choices
 from difflab.version import __version__
 
 EXIT_ENVIRONMENT = 1
@@ -74,6 +81,23 @@ def cmd_train(args: argparse.Namespace) -> str:
     return (
         f"trained {run.config.data} to step {result.steps} in {result.seconds:.1f}s ({rate:.0f} steps/s{procs}); "
         f"final loss {result.final_loss:.4f}; run saved in {run.path}"
+    )
+
+
+def cmd_distill(args: argparse.Namespace) -> str:
+    import difflab.api as api
+
+    options = {k: v for k, v in vars(args).items() if k in DISTILL_OPTIONS}
+    teacher = api.load(args.run)
+    student = teacher.distill(args.out, steps=args.steps, method=args.method, train_steps=args.train_steps, **options)
+    if student.training is None:
+        return ""
+    result = student.training
+    calls = "call" if student.config.student_steps == 1 else "calls"
+    return (
+        f"distilled {args.run} into a {student.config.distill_method} student that samples in "
+        f"{student.config.student_steps} model {calls}: step {result.steps} in {result.seconds:.1f}s; final loss "
+        f"{result.final_loss:.4f}; run saved in {student.path}"
     )
 
 
@@ -189,6 +213,7 @@ def cmd_datasets(args: argparse.Namespace) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    distill_steps = per_kind(lambda d: d.distilling.get("steps", "the teacher's"))
     parser = Parser(prog="difflab", description="Denoising diffusion models for point data and small images.")
     parser.add_argument("--version", action="version", version=f"difflab {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -199,6 +224,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
     add_config_options(p)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "distill",
+        help="turn a trained run (the teacher) into a student that samples in a few model calls",
+        description="The student starts as the teacher and learns to reach the teacher's samples in --steps calls. "
+        "It is a run like any other: sample, evaluate, plot, animate, report and export use its --steps calls. "
+        "Giving the same --out again continues an interrupted student.",
+    )
+    p.add_argument("run", help="the teacher's run directory (trained with target v, x0 or flow)")
+    p.add_argument("--out", required=True, help="run directory of the student")
+    p.add_argument("--steps", type=int, default=DEFAULT_STUDENT_STEPS, help="model calls per sample (default 4)")
+    p.add_argument(
+        "--method",
+        choices=choices(DistillMethod),
+        default=DEFAULT_DISTILL_METHOD,
+        help="trajectory: each of the --steps steps lands where the teacher's trajectory is (progressive "
+        "distillation's target, in one round); reflow: the teacher's noise-to-sample pairs, any number of steps; "
+        f"consistency: consistency distillation (default {DEFAULT_DISTILL_METHOD}; benchmarks/RESULTS-distill.md)",
+    )
+    p.add_argument("--train-steps", type=int, default=None, help=f"optimizer steps (default: {distill_steps})")
+    add_config_options(p, DISTILL_OPTIONS)
+    p.set_defaults(func=cmd_distill)
 
     p = sub.add_parser("sample", help="draw samples from a trained run (points in data units, or images)")
     p.add_argument("run", help="run directory")

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import fields
 from typing import Any, NoReturn, get_args, get_origin, get_type_hints
 
-from difflab.config import OPTION_HELP, TrainConfig
+from difflab.config import OPTION_HELP, STUDENT_OPTIONS, TrainConfig
 from difflab.defaults import KindDefaults
 from difflab.kinds import registered
 from difflab.types import ClipKind, DeviceChoice, SamplerName, Spacing, VarianceKind, choices
@@ -61,18 +61,17 @@ class Parser(argparse.ArgumentParser):
 # --- argument groups ---
 
 
-def add_config_options(p: argparse.ArgumentParser) -> None:
-    """One --option per TrainConfig field; values are validated by make_config, in one place."""
+def add_config_options(p: argparse.ArgumentParser, names: frozenset[str] | None = None) -> None:
+    """One --option per TrainConfig field (of `names` only, when given); values are validated by make_config, in
+    one place. The options only distilling sets are left to `difflab distill`."""
     hints = get_type_hints(TrainConfig)
     defaults = TrainConfig()
     for f in fields(TrainConfig):
+        if (f.name not in names) if names is not None else f.name in STUDENT_OPTIONS:
+            continue
         flag = "--" + f.name.replace("_", "-")
         kind = hints[f.name]
-        default = str(getattr(defaults, f.name))
-        for data_kind in registered():
-            default += "".join(f"; {name} {v[f.name]}" for name, v in data_kind.per_set.items() if f.name in v)
-            if f.name in data_kind.training:
-                default += f"; {data_kind.name} {data_kind.training[f.name]}"
+        default = _student_default(f.name) if names is not None else _default(f.name, getattr(defaults, f.name))
         if kind is bool:
             p.add_argument(
                 flag,
@@ -91,6 +90,22 @@ def add_config_options(p: argparse.ArgumentParser) -> None:
             metavar=f.name.upper(),
             help=f"{valid.strip()} {text} (default {default})".strip(),
         )
+
+
+def _default(name: str, value: Any) -> str:
+    """ "0.002; images 0.001": TrainConfig's default and where a kind or a built-in set differs."""
+    default = str(value)
+    for data_kind in registered():
+        default += "".join(f"; {spec} {v[name]}" for spec, v in data_kind.per_set.items() if name in v)
+        if name in data_kind.training:
+            default += f"; {data_kind.name} {data_kind.training[name]}"
+    return default
+
+
+def _student_default(name: str) -> str:
+    """A student's default: its kind's distilling value, else the teacher's own."""
+    values = [f"{d.name} {d.distilling[name]}" for d in registered() if name in d.distilling]
+    return "; ".join(values) if values else "the teacher's"
 
 
 def add_sampling_options(p: argparse.ArgumentParser, *, classes: bool = True) -> None:

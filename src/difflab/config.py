@@ -16,6 +16,7 @@ from difflab.limits import BOUNDS, check_number
 from difflab.types import (
     ClipKind,
     DeviceChoice,
+    DistillMethod,
     LossKind,
     ModelName,
     Precision,
@@ -74,6 +75,16 @@ class TrainConfig:
     threads: int = 0
     precision: Precision = "auto"
     compile: bool = False
+    teacher: str = ""
+    distill_method: DistillMethod = "reflow"
+    student_steps: int = 0
+    distill_pairs: int = 0
+    teacher_steps: int = 0
+
+    @property
+    def is_student(self) -> bool:
+        """Whether this run was distilled from a teacher run (`difflab distill`)."""
+        return bool(self.teacher)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -131,7 +142,20 @@ OPTION_HELP = {
     "precision": "auto (bf16 autocast on CUDA, float32 elsewhere), fp32, or bf16 everywhere; the loss and the "
     "weights stay float32",
     "compile": "run the network through torch.compile while training (a GPU speed-up; it compiles first)",
+    "teacher": "a student's teacher: the run directory it was distilled from (set by difflab distill)",
+    "distill_method": "how a student learns from its teacher: reflow (the teacher's noise-to-sample pairs) or "
+    "consistency (consistency distillation)",
+    "student_steps": "a student's model calls per sample: its default --steps (set by difflab distill)",
+    "distill_pairs": "the teacher's samples a trajectory or reflow student learns from",
+    "teacher_steps": "steps of the teacher's trajectory for a trajectory student (quadratic, with the student's "
+    "own added; reflow draws with the teacher's default sampler)",
 }
+
+#: The options only `difflab distill` sets: `difflab train` neither shows nor takes them.
+STUDENT_OPTIONS = frozenset({"teacher", "distill_method", "student_steps", "distill_pairs", "teacher_steps"})
+#: A student's calls and method when none are asked for (benchmarks/RESULTS-distill.md).
+DEFAULT_STUDENT_STEPS = 4
+DEFAULT_DISTILL_METHOD: DistillMethod = "trajectory"
 
 
 def _document_fields() -> None:
@@ -147,6 +171,16 @@ _document_fields()
 RESUMABLE_CHANGES = frozenset(
     {"steps", "log_every", "checkpoint_every", "sample_every", "tensorboard", "device", "threads", "compile"}
 )
+
+
+#: What a student may set besides its calls and method: how it trains and where it runs.
+DISTILL_OPTIONS = frozenset(
+    {"seed", "lr", "lr_warmup", "batch_size", "grad_clip", "ema_decay", "distill_pairs", "teacher_steps", "precision"}
+) | (RESUMABLE_CHANGES - {"steps", "sample_every"})
+
+
+#: Text options whose empty value means "none": a run that is not a student has no teacher.
+MAY_BE_EMPTY = frozenset({"teacher"})
 
 
 def _coerce(name: str, kind: Any, value: Any) -> Any:
@@ -167,7 +201,7 @@ def _coerce(name: str, kind: Any, value: Any) -> Any:
     if kind is str:
         if not isinstance(value, str):
             raise UserError(f"invalid {setting(name, value, quoted=True)}; expected a string")
-        if not value or "\x00" in value:
+        if (not value and name not in MAY_BE_EMPTY) or "\x00" in value:
             raise UserError(f"invalid {setting(name, value, quoted=True)}; expected a non-empty string")
         return value
     raise AssertionError(f"unhandled field type {kind}")
@@ -220,11 +254,29 @@ def _check_combinations(values: dict[str, Any]) -> None:
         for key, value in (("schedule", "learned"), ("weighting", "elbo"), ("learned_variance", True)):
             if values[key] == value:
                 raise UserError(f"{option('continuous_time')} does not apply with {setting(key, value)}: {why[key]}")
+    _check_student(values)
     if values["sample_variance"] == "learned" and not values["learned_variance"]:
         learned = setting("sample_variance", "learned")
         raise UserError(f"{learned} needs a model trained with {option('learned_variance')}")
     if values["labelled"] >= 0 and not values["conditional"]:
         raise UserError(f"{option('labelled')} keeps some class labels, so it needs {option('conditional')}")
+
+
+def _check_student(values: dict[str, Any]) -> None:
+    """A student has a teacher and a number of calls; a teacher must predict something a few steps can use."""
+    if not values["teacher"]:
+        if values["student_steps"]:
+            raise UserError(f"{option('student_steps')} belongs to a student; make one with difflab distill")
+        return
+    if values["student_steps"] < 1:
+        raise UserError(f"a student needs {option('student_steps')} of at least 1")
+    if values["target"] in ("eps", "score"):
+        raise UserError(
+            f"a teacher trained with {setting('target', values['target'])} predicts x0 as (x - σ ε)/α, which blows "
+            f"up in the one or two noisiest steps a student takes; distill a run trained with target v, x0 or flow"
+        )
+    if values["schedule"] == "learned":
+        raise UserError(f"a teacher with {setting('schedule', 'learned')} cannot be distilled; use a fixed schedule")
 
 
 def make_config(values: dict[str, Any], base: TrainConfig | None = None) -> TrainConfig:

@@ -57,6 +57,8 @@ class KindDefaults:
     sampling: SamplingDefaults
     training: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     per_set: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
+    #: The training options of a student (`difflab distill`) that differ from its teacher's: budget, lr, pairs.
+    distilling: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     #: `difflab evaluate`: the option that sizes a draw ("n" items, or "per_class"), its default, and draws.
     evaluate_size: tuple[str, int] = ("n", 5000)
     evaluate_draws: int = 4

@@ -110,21 +110,41 @@ classifier-free guidance (call `net(x, t, class_labels=c)` and `net(x, t)` and c
 """
 
 
-def usage(name: str, folder: Path, *, flow: bool) -> str:
+STUDENT_NOTES = """This is a student distilled to sample in {calls} model calls (`difflab distill`): it walks the
+{calls} trailing steps it was trained on, each a DDIM step (a flow run's Euler step), which is what the lines above
+do. Other step counts or schedulers leave the steps it learned.
+"""
+
+
+def usage(name: str, folder: Path, *, flow: bool, student_calls: int = 0) -> str:
     """The export's README.md: the lines that drive the network with diffusers, then what to know."""
     if flow:
         fields = {"imports": "FlowMatchEulerDiscreteScheduler", "scheduler": "FlowMatchEulerDiscreteScheduler"}
-        steps, notes = 10, FLOW_NOTES
+        steps, notes = "10", FLOW_NOTES
+        if student_calls:  # the trailing grid t = 1, (K-1)/K, ..., 1/K, which set_timesteps(K) alone does not walk
+            steps = (
+                "sigmas=[" + ", ".join(f"{(student_calls - i) / student_calls:g}" for i in range(student_calls)) + "]"
+            )
+    elif student_calls:
+        fields = {"imports": "DDIMScheduler", "scheduler": "DDIMScheduler"}
+        steps, notes = str(student_calls), VP_NOTES
     else:
         imports = "DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler"
         fields = {"imports": imports, "scheduler": "DPMSolverMultistepScheduler"}
-        steps, notes = 20, VP_NOTES
+        steps, notes = "20", VP_NOTES
+    if student_calls:
+        notes = STUDENT_NOTES.format(calls=student_calls) + "\n" + notes
     return USAGE_CODE.format(name=name, version=__version__, folder=folder, steps=steps, **fields) + notes
 
 
 def export_diffusers(run: RunView, folder: Path) -> Path:
     """Write the run as a diffusers scheduler config plus the network; returns `folder`."""
     refuse_file_on_the_way(folder)
+    if run.config.is_student and run.config.distill_method == "consistency":
+        raise UserError(
+            "a consistency student samples by renoising its x̂0 at every step, which no diffusers scheduler does for "
+            "a variance-preserving network; distill a trajectory or reflow student to export it"
+        )
     if folder.exists() and any(folder.iterdir()):
         raise UserError(f"{folder} is not empty; export into a new folder")
     prepare_folder(folder / SCHEDULER)
@@ -136,7 +156,8 @@ def export_diffusers(run: RunView, folder: Path) -> Path:
     atomic_write_json(folder / NETWORK / "config.json", record.to_dict())
     save_weights(folder / NETWORK / "model.safetensors", run.model.denoiser.model.state_dict())
     name = f"{run.config.data} ({run.kind.defaults.name}, {run.config.target} target, step {run.step})"
-    atomic_write_text(folder / "README.md", usage(name, folder, flow=flow))
+    calls = run.config.student_steps
+    atomic_write_text(folder / "README.md", usage(name, folder, flow=flow, student_calls=calls))
     return folder
 
 

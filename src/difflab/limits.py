@@ -68,6 +68,9 @@ BOUNDS: dict[str, Bound] = {
     "checkpoint_every": Bound(int, 1, BIG),
     "sample_every": Bound(int, 0, BIG),
     "threads": Bound(int, 0, 1024),
+    "student_steps": Bound(int, 0, 1000),
+    "distill_pairs": Bound(int, 0, 10_000_000),
+    "teacher_steps": Bound(int, 0, 100_000),
     # sampling and the commands around it
     "n": Bound(int, 1, BIG),
     "eta": Bound(float, 0.0, 1.0),

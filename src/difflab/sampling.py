@@ -44,6 +44,10 @@ LEARNED_SCHEDULE_SPACING: Spacing = "trailing"
 #: For the same reason a learned schedule samples with its full ancestral chain unless steps are asked for: 20
 #: DPM-Solver++ steps were 10 times further from the data (benchmarks/RESULTS-learned-schedule.md).
 LEARNED_SCHEDULE_SAMPLER: SamplerName = "ddpm"
+#: A student (`difflab.distill`) samples with what its method trained it for, on the trailing steps it trained on,
+#: in its own number of calls unless steps are asked for.
+STUDENT_SAMPLERS: dict[str, SamplerName] = {"reflow": "ddim", "trajectory": "ddim", "consistency": "consistency"}
+STUDENT_SPACING: Spacing = "trailing"
 
 
 @dataclass(frozen=True)
@@ -117,9 +121,14 @@ def resolve(options: SamplingOptions, model: TrainedModel, kind: SamplingDefault
         default_sampler = kind.noise_target_sampler
     if model.cfg.schedule == "learned" and options.steps is None:
         default_sampler = LEARNED_SCHEDULE_SAMPLER
+    student = model.cfg.is_student
+    if student:
+        default_sampler = STUDENT_SAMPLERS[model.cfg.distill_method]
     sampler = options.sampler or implied or default_sampler
     if steps is None:
         default = kind.ancestral_steps if sampler == "ddpm" else kind.steps
+        if student:
+            default = model.cfg.student_steps
         if noise_target and kind.noise_target_steps and sampler != "ddpm":
             default = kind.noise_target_steps
         steps = min(default, total) if default else total
@@ -138,6 +147,7 @@ def resolve(options: SamplingOptions, model: TrainedModel, kind: SamplingDefault
         raise UserError(f"{option('guidance')} weighs classes, and this run was trained without them")
     spacing = (
         options.spacing
+        or (STUDENT_SPACING if student else None)
         or (LEARNED_SCHEDULE_SPACING if model.cfg.schedule == "learned" else None)
         or (kind.noise_target_spacing if noise_target else None)
         or (kind.few_step_spacing if steps < kind.few_step_below else None)
@@ -181,20 +191,22 @@ def draw(
     what: str = "samples",
     generator: torch.Generator | None = None,
     noise: torch.Tensor | None = None,
+    schedule: Schedule | None = None,
 ) -> torch.Tensor:
     """`n` samples in model units (CPU float32), in chunks of `sampling.chunk_size`, on the model's device.
 
     `labels` (one per sample) are drawn with classifier-free guidance `sampling.guidance`; None samples
     unconditionally. One generator seeded with `seed` drives every chunk, so the result depends only on the
     seed and the chunk size. `generator` replaces that generator (it must live on the model's device); `noise`
-    gives the starting x_T itself, (n, *item shape), as diffusers' `latents` do.
+    gives the starting x_T itself, (n, *item shape), as diffusers' `latents` do. `schedule` replaces the steps
+    `sampling` would walk (a student's teacher walks the student's steps among its own).
     """
     n = check_number("n", n)
     seed = check_number("seed", seed)
     shape = model.info.shape
     per_item = 4 * int(torch.tensor(shape).prod())
     require_memory(per_item * (n + 8 * min(n, sampling.chunk_size)), f"drawing {n} {what}")
-    schedule = sampling.schedule(model)
+    schedule = sampling.schedule(model) if schedule is None else schedule
     denoiser = with_clip(model.denoiser, sampling.clip)
     run_model = TrainedModel(model.cfg, model.info, denoiser)
     device = model.device

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,15 +19,24 @@ import torch
 
 import difflab.distributed as distributed
 from difflab.callbacks import Callback, Event, emit
-from difflab.config import OPTION_NAMES, RESUMABLE_CHANGES, TrainConfig, make_config
+from difflab.config import (
+    DISTILL_OPTIONS,
+    OPTION_NAMES,
+    RESUMABLE_CHANGES,
+    STUDENT_OPTIONS,
+    TrainConfig,
+    make_config,
+)
 from difflab.data.tables import from_table, is_table
 from difflab.data.training_set import DataSource, TrainingSet
+from difflab.distill import Teacher
 from difflab.errors import UserError, option, setting
 from difflab.kind import Kind
-from difflab.kinds import kind_for_array, kind_for_spec
+from difflab.kinds import kind_for_array, kind_for_info, kind_for_spec
 from difflab.limits import require_disk, require_memory
 from difflab.model import TrainedModel, model_from_weights, training_bytes
-from difflab.run import CONFIG, RunLock, RunRecord, RunStore, read_run_record
+from difflab.run import CONFIG, RunLock, RunRecord, RunStore, read_run_record, read_sampling_weights
+from difflab.sampling import SamplingOptions, resolve
 from difflab.threads import torch_threads
 from difflab.trainer import Trainer, TrainResult
 from difflab.training_state import Checkpoint, MemoryStore, Store
@@ -62,6 +71,9 @@ def prepare(data: str | Path | np.ndarray | torch.Tensor, labels: Any, options: 
     """Resolve the data through its kind and build the config: the kind's defaults, then the user's options."""
     if "data" in options:
         raise UserError("give the data as the first argument, not as an option")
+    student = sorted(STUDENT_OPTIONS & set(options))
+    if student:
+        raise UserError(f"{', '.join(student)}: set by distilling a trained run (difflab distill, Run.distill)")
     columns = None
     if is_table(data):
         data, labels, columns = from_table(data, labels, str(options.get("label_column", TrainConfig.label_column)))
@@ -105,6 +117,25 @@ def resumed_config(stored: TrainConfig, changes: dict[str, Any]) -> TrainConfig:
     return candidate
 
 
+def student_config(
+    teacher: TrainConfig,
+    path: Path,
+    distilling: Mapping[str, Any],
+    calls: int,
+    method: str,
+    options: dict[str, Any],
+) -> TrainConfig:
+    """A student's config: the teacher's, with its kind's distilling defaults and the few options a student may
+    change (`DISTILL_OPTIONS`; `steps` is its training budget); its calls, method and teacher are recorded."""
+    unknown = sorted(set(options) - DISTILL_OPTIONS - {"steps"})
+    if unknown:
+        valid = ", ".join(sorted(DISTILL_OPTIONS))
+        raise UserError(f"option(s) {', '.join(unknown)} cannot change when distilling; valid: {valid}")
+    changes = {**distilling, "continuous_time": False, "sample_every": 0, **options}
+    student = {"teacher": str(path.absolute()), "student_steps": calls, "distill_method": method}
+    return make_config({**changes, **student}, base=teacher)
+
+
 def fit(
     prepared: Prepared,
     out: Path | None,
@@ -139,7 +170,10 @@ def fit(
             memory.checkpoint = copy.deepcopy(checkpoint)
             store = memory
         with torch_threads(cfg.threads):
-            trainer = Trainer(cfg, training_set, store, world=world, device=device, where=str(out or "memory"))
+            teacher = load_teacher(cfg, progress) if cfg.is_student else None
+            trainer = Trainer(
+                cfg, training_set, store, world=world, device=device, where=str(out or "memory"), teacher=teacher
+            )
             if world.is_main and not resuming and progress is not False:
                 _announce(trainer)
             if resuming and not trainer.restore() and must_resume:
@@ -171,11 +205,30 @@ def fit(
     return trained
 
 
+def load_teacher(cfg: TrainConfig, progress: bool | None = None) -> Teacher:
+    """A student's teacher, read from the run directory its config names, with its kind's default sampling."""
+    path = Path(cfg.teacher)
+    try:
+        record = read_run_record(path)
+        weights, _ = read_sampling_weights(path)
+        model = model_from_weights(record.cfg, record.info, weights, str(path))
+    except UserError as e:
+        raise UserError(f"cannot read this student's teacher: {e}") from None
+    sampling = resolve(SamplingOptions(), model, kind_for_info(record.info).defaults.sampling)
+    return Teacher(model, sampling, str(path), progress)
+
+
 def _announce(trainer: Trainer) -> None:
     count = sum(p.numel() for p in trainer.model.parameters())
     classes = trainer.info.class_names
     conditional = f", conditional on {len(classes)} classes ({', '.join(classes[:8])})" if classes else ""
-    print(f"difflab train: {trainer.cfg.model} with {count:,} parameters{conditional}", file=sys.stderr, flush=True)
+    cfg = trainer.cfg
+    if cfg.is_student:
+        calls = f"{cfg.student_steps} model call{'s' if cfg.student_steps > 1 else ''}"
+        what = f"a {cfg.distill_method} student of {cfg.teacher} that samples in {calls}: {cfg.model}"
+    else:
+        what = cfg.model
+    print(f"{trainer.command}: {what} with {count:,} parameters{conditional}", file=sys.stderr, flush=True)
 
 
 def _check_existing(out: Path, record: RunRecord, must_resume: bool) -> bool:

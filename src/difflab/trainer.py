@@ -29,10 +29,11 @@ from difflab.config import TrainConfig
 from difflab.data.order import EpochOrder
 from difflab.data.training_set import TrainingSet
 from difflab.denoiser import Denoiser
+from difflab.distill import Teacher, build_distillation
 from difflab.distributed import World
 from difflab.errors import UserError, setting
 from difflab.model import build_denoiser
-from difflab.objectives import build_objective
+from difflab.objectives import Objective, build_objective
 from difflab.progress import show_progress, tqdm
 from difflab.schedule import TERMINAL_ALPHA_BAR_WARN, NoisePath
 from difflab.threads import Refit
@@ -85,6 +86,7 @@ class Trainer:
         world: World | None = None,
         device: torch.device | str = "cpu",
         where: str = "memory",
+        teacher: Teacher | None = None,
     ) -> None:
         self.cfg = cfg
         self.store: Store = store if store is not None else MemoryStore()
@@ -102,19 +104,26 @@ class Trainer:
             torch.manual_seed(cfg.seed)
             self.denoiser: Denoiser = build_denoiser(cfg, self.info).to(self.device)
         self.model = self.denoiser.model
-        self.objective = build_objective(
-            self.model,
-            cfg.target,
-            weighting=cfg.weighting,
-            loss=cfg.loss,
-            min_snr_gamma=cfg.min_snr_gamma,
-            learned_variance=cfg.learned_variance,
-            path=NoisePath(cfg.schedule, cfg.timesteps) if cfg.continuous_time else None,
-        )
-        self.clip_groups = self.objective.clip_groups(self.model)
         self.labels = prepare_labels(data.labels, cfg, self.info.num_classes)
         if self.labels is not None:
             self.labels = self.labels.to(self.device)
+        self.objective: Objective
+        if cfg.is_student:
+            if teacher is None:
+                raise ValueError("a student config needs its teacher")
+            self.model.load_state_dict(teacher.model.denoiser.model.state_dict())  # a student starts as its teacher
+            self.objective = build_distillation(cfg, teacher, self.labels, self.device, rank_seed(cfg.seed, 0, 2))
+        else:
+            self.objective = build_objective(
+                self.model,
+                cfg.target,
+                weighting=cfg.weighting,
+                loss=cfg.loss,
+                min_snr_gamma=cfg.min_snr_gamma,
+                learned_variance=cfg.learned_variance,
+                path=NoisePath(cfg.schedule, cfg.timesteps) if cfg.continuous_time else None,
+            )
+        self.clip_groups = self.objective.clip_groups(self.model)
         self.ema = copy.deepcopy(self.model).requires_grad_(False)
         # foreach: one kernel per operation over all tensors; PyTorch uses it by default on CUDA only, and on the
         # CPU it made a default-config step faster than the per-tensor loop (commit 8e7fa4a).
@@ -134,6 +143,8 @@ class Trainer:
         self.callback_stop = False  # a callback on this process asked to stop: all processes stop at the next step
         self.stop_requested = False  # some process's callback asked, one step ago: every process ends now
         self.train_denoiser = self._training_view()
+        #: How progress lines name what runs: a student is distilled, any other run trained.
+        self.command = "difflab distill" if cfg.is_student else "difflab train"
 
     def _training_view(self) -> Denoiser:
         """The denoiser the loss goes through: same parameters, under autocast and/or torch.compile."""
@@ -364,7 +375,7 @@ class Trainer:
                 on_log(row)
             if lines:
                 print(
-                    f"difflab train: step {self.step}/{self.cfg.steps} loss {mean:.4f} lr {row['lr']:.2e} "
+                    f"{self.command}: step {self.step}/{self.cfg.steps} loss {mean:.4f} lr {row['lr']:.2e} "
                     f"{rate:.0f} steps/s",
                     file=sys.stderr,
                     flush=True,
@@ -389,7 +400,7 @@ class Trainer:
         self.begin()
         start_step = self.step
         if self.step and self.world.is_main and progress is not False:
-            print(f"difflab train: resuming {self.where} from step {self.step}", file=sys.stderr)
+            print(f"{self.command}: resuming {self.where} from step {self.step}", file=sys.stderr)
         bar_on, lines = show_progress(progress)
         bar = tqdm(
             total=self.cfg.steps,

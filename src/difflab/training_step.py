@@ -29,7 +29,8 @@ def ema_update(ema: nn.Module, model: nn.Module, decay: float, step: int) -> Non
 
 
 def rank_seed(seed: int, rank: int, stream: int) -> int:
-    """Independent seeds per process and stream (0: noise, timesteps, label dropout; 1: torch's global RNG)."""
+    """Independent seeds per process and stream (0: noise, timesteps, label dropout; 1: torch's global RNG; 2: a
+    reflow student's teacher pairs, the same on every process)."""
     return int(np.random.SeedSequence([seed, rank, stream]).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 

@@ -12,7 +12,9 @@ FixedScheduleName = Literal["cosine", "linear", "sigmoid", "series", "flow"]
 #: "learned" is a trained γ(t) network (Kingma et al. 2021), discretized once its weights are known.
 ScheduleName = Literal["cosine", "linear", "sigmoid", "series", "flow", "learned"]
 Spacing = Literal["trailing", "linspace", "quadratic", "logsnr", "karras"]
-SamplerName = Literal["ddpm", "ddim", "euler", "dpmpp_2m", "dpmpp_2m_sde", "dpmpp_3m", "heun", "unipc"]
+SamplerName = Literal["ddpm", "ddim", "euler", "dpmpp_2m", "dpmpp_2m_sde", "dpmpp_3m", "heun", "unipc", "consistency"]
+#: How `difflab distill` trains a few-call student from a teacher run (`difflab.distill`).
+DistillMethod = Literal["reflow", "trajectory", "consistency"]
 VarianceKind = Literal["small", "large", "learned"]
 ClipKind = Literal["none", "clip", "dynamic"]
 Weighting = Literal["simple", "elbo", "min_snr"]

@@ -33,6 +33,9 @@ TRAINING = MappingProxyType(
     }
 )
 
+#: An image student: its budget and learning rate, and the teacher's pairs a reflow student learns from.
+DISTILLING = MappingProxyType({"steps": 500, "lr": 5e-4, "lr_warmup": 50, "distill_pairs": 1000, "teacher_steps": 32})
+
 #: Image sets by name, and the prefixes of image sets given by path.
 SET_NAMES = ("mnist5k", "digits")
 SET_PREFIXES = ("emnist:", "images:")
@@ -42,6 +45,7 @@ IMAGES = KindDefaults(
     item_name="images",
     sampling=SAMPLING,
     training=TRAINING,
+    distilling=DISTILLING,
     evaluate_size=("per_class", 50),
     evaluate_draws=2,
     plot_n=64,

@@ -40,10 +40,17 @@ SAMPLING = SamplingDefaults(
 #: was sharp (benchmarks/RESULTS-speed.md, "Time to quality"). The other sets need all 15,000 steps.
 SET_STEPS = MappingProxyType({"parabola": 3000})
 
+#: A point student: its budget and learning rate, and the teacher's pairs a reflow student learns from
+#: (benchmarks/RESULTS-distill.md).
+DISTILLING = MappingProxyType(
+    {"steps": 4000, "lr": 1e-3, "lr_warmup": 100, "distill_pairs": 50_000, "teacher_steps": 32}
+)
+
 POINTS = KindDefaults(
     name="points",
     item_name="points",
     sampling=SAMPLING,
+    distilling=DISTILLING,
     per_set=MappingProxyType({name: MappingProxyType({"steps": steps}) for name, steps in SET_STEPS.items()}),
     evaluate_size=("n", 5000),
     evaluate_draws=4,
