@@ -6,6 +6,8 @@ import signal
 import sys
 from types import FrameType
 
+from difflab import interrupts
+
 #: How soon an interrupt that arrived inside an import is delivered again (seconds).
 RETRY_S = 0.01
 
@@ -27,12 +29,14 @@ def main() -> int:
     (training went on for minutes). A KeyboardInterrupt raised inside an import is not safe either: an import
     callback swallows it ("Exception ignored in ..."), and inside a C++ extension's module code (torch) it
     aborts the process. So an interrupt that lands inside an import is delivered again, by a timer, once the
-    import has finished.
+    import has finished; and every interrupt is recorded (`difflab.interrupts`) for the trainer, in case that
+    second delivery lands in code that swallows it.
     """
     interrupted: list[int] = []
 
     def on_interrupt(signum: int, frame: FrameType | None) -> None:
         interrupted.append(signum)
+        interrupts.record(signum)
         if _inside_import(frame):
             signal.setitimer(signal.ITIMER_REAL, RETRY_S)
             return

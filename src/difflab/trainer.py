@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from difflab import interrupts
 from difflab.callbacks import Callback, Event, emit
 from difflab.config import TrainConfig
 from difflab.data.order import EpochOrder
@@ -335,6 +336,8 @@ class Trainer:
             self.stop_signal = signum
 
         previous = {s: signal.signal(s, note) for s in (signal.SIGINT, signal.SIGTERM)}
+        if interrupts.pending() is not None:  # a Ctrl-C during start-up that no handler has acted on
+            self.stop_signal = interrupts.pending()
         try:
             yield
         finally:
