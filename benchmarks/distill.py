@@ -3,6 +3,7 @@
     python benchmarks/distill.py --keep runs/distill --teachers runs/flow [--seeds 0 1 2] [--calls 1 2 4]
         [--methods trajectory reflow consistency] [--sets moons circles complex spiral.csv] [--n 4000] [--draws 5]
     python benchmarks/distill.py --keep runs/distill --guided runs/fidelity [--seeds 0 1] [--weights 1 2]
+    python benchmarks/distill.py --keep runs/distill --teachers runs/flow --images [--calls 4] [--per-class 20]
 
 Teachers are the default config (v on the cosine schedule) of each set and training seed, trained or reused in
 TEACHERS/v-s{seed}/{set} (the folders of benchmarks/flow.py). Each student is `Run.distill(steps=K, method=M)` with
@@ -16,6 +17,11 @@ training time, both on one torch thread.
 checkerboard in metres, a 5-D mixture) and their default (4-call trajectory) students. For each guidance weight w,
 each class's samples against that class's data, pooled over seeds × classes × draws: the teacher with its default
 sampler, the student with guidance applied when it samples.
+
+--images: mnist5k's v teacher of benchmarks/flow.py (TEACHERS/mnist5k/v, benchmarks/mnist5k.py's configuration with
+target v; seed 0) and its trajectory students, at the images' default guidance: conditional accuracy and Fréchet
+ratio, `per_class` samples per class × 2 draws. A guided call evaluates the network on the class and on no class
+in one batch.
 """
 
 from __future__ import annotations
@@ -90,6 +96,28 @@ def guided(args: argparse.Namespace) -> None:
                 )
 
 
+def images(args: argparse.Namespace) -> None:
+    from mnist5k import CONFIG as MNIST_CONFIG
+
+    print(f"\n{pin_threads(1)}; mnist5k, seed 0, {args.per_class} samples per class × 2 draws")
+    print("\n| run | calls | conditional accuracy | Fréchet ratio | distill s | teacher s |\n|---|---|---|---|---|---|")
+    teacher = trained("mnist5k", args.teachers / "mnist5k", "v", **{**MNIST_CONFIG, "target": "v", "threads": 1})
+    teacher_s = teacher.metrics[-1]["elapsed"]
+    measure = {"per_class": args.per_class, "draws": 2, "progress": False, "save": False}
+    rows = [("teacher, default", teacher, None)]
+    for k in args.calls:
+        run, seconds = student(teacher, args.keep / f"trajectory-k{k}-s0" / "mnist5k", k, "trajectory")
+        rows.append(("trajectory student", run, seconds))
+    for label, run, seconds in rows:
+        ev = run.evaluate(**measure)
+        took = "" if seconds is None else f"{seconds:.0f}"
+        print(
+            f"| {label} ({ev.sampling['sampler']}) | {run.resolve().steps} | {cell(ev['accuracy'], 3)} "
+            f"| {cell(ev['frechet_ratio'])} | {took} | {teacher_s:.0f} |",
+            flush=True,
+        )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--keep", type=Path, default=Path("runs/distill"), help="keep (and reuse) the students here")
@@ -102,10 +130,12 @@ def main() -> None:
     p.add_argument("--draws", type=int, default=5)
     p.add_argument("--guided", type=Path, help="class_fidelity.py's --keep folder: measure guided students instead")
     p.add_argument("--weights", nargs="+", type=float, default=[1.0, 2.0], help="guidance weights of --guided")
+    p.add_argument("--images", action="store_true", help="mnist5k's v teacher and its students instead")
+    p.add_argument("--per-class", type=int, default=20, help="samples per class and draw of --images")
     args = p.parse_args()
     start = time.perf_counter()
-    if args.guided:
-        guided(args)
+    if args.guided or args.images:
+        guided(args) if args.guided else images(args)
         print(f"\ntotal {time.perf_counter() - start:.0f}s")
         return
     folder = args.teachers / "v-s0" / "data"

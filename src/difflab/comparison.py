@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from difflab.checkpoint import atomic_write_text
-from difflab.config import RESUMABLE_CHANGES, TrainConfig
+from difflab.config import RESUMABLE_CHANGES, STUDENT_OPTIONS, TrainConfig
 from difflab.errors import UserError, setting
 from difflab.evaluation import EVAL, mean_and_spread
 from difflab.limits import check_flag, check_path
@@ -21,6 +21,7 @@ from difflab.run import read_run_record
 
 #: Options that say how a run was executed, not what was trained: never a difference worth a column.
 HOW_RUN = RESUMABLE_CHANGES - {"steps"}
+NOT_A_STUDENT = dict.fromkeys(STUDENT_OPTIONS, "—")
 
 
 @dataclass
@@ -101,7 +102,8 @@ def compare(runs: list[str | Path], *, evaluate: bool = False, **evaluation: Any
             if not (p / EVAL).is_file():
                 load(p).evaluate(**evaluation)
     names = [f.name for f in fields(TrainConfig)]
-    values = [r.cfg.to_dict() for r in records]
+    # a run that is not a student has no teacher, method or calls to show ("—"), rather than their unused defaults
+    values = [{**r.cfg.to_dict(), **({} if r.cfg.is_student else NOT_A_STUDENT)} for r in records]
     differ = [n for n in names if n not in HOW_RUN and len({json.dumps(v[n]) for v in values}) > 1]
     headlines_and_figures = [_figures(p) for p in paths]
     shown = list(dict.fromkeys(name for headline, _ in headlines_and_figures for name in headline))

@@ -13,6 +13,7 @@ from diffusers import DDIMScheduler, FlowMatchEulerDiscreteScheduler
 
 import difflab
 from difflab.cli import main
+from difflab.comparison import compare
 from difflab.errors import UserError
 from difflab.export import load_network
 from difflab.samplers import SAMPLERS
@@ -44,6 +45,9 @@ def test_a_student_is_a_run_like_any_other(
     assert main(["plot", str(out), "--n", "200"]) == 0
     assert main(["animate", str(out), "--n", "100", "--frames", "2"]) == 0
     assert (out / "eval.json").exists() and (out / "plots" / "denoising.gif").exists()
+    table = compare([teacher.path, out]).table().splitlines()
+    assert "| teacher | distill_method | student_steps |" in table[0]  # what makes the student, next to the teacher
+    assert "| — | — | — |" in table[2] and f"| {teacher.path.absolute()} | trajectory | 2 |" in table[3]
     capsys.readouterr()
     # the same --out again continues the student where it stopped
     longer = ["--train-steps", "90", *QUICK[2:]]
