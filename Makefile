@@ -30,10 +30,11 @@ demo: $(VENV)/.installed
 	rm -rf $(DEMO)
 	$(BIN)/python examples/demo.py $(DEMO)
 
+# pytest-xdist: one worker per core (the suite waits on subprocesses, signals and notebooks as much as it computes).
 test: $(VENV)/.installed-test
 	tools/ensure-chromium >/dev/null
 	$(BIN)/ruff check src tests benchmarks examples tools
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 # The inner loop: lint and the unit tests (under a minute); `make test` runs everything CI runs.
 check: $(VENV)/.installed-test
