@@ -6,12 +6,12 @@
     python benchmarks/distill.py --keep runs/distill --teachers runs/flow --images [--calls 4] [--per-class 20]
 
 Teachers are the default config (v on the cosine schedule) of each set and training seed, trained or reused in
-TEACHERS/v-s{seed}/{set} (the folders of benchmarks/flow.py). Each student is `Run.distill(steps=K, method=M)` with
-its kind's defaults, kept in KEEP/{M}-k{K}-s{seed}/{set} (reused when finished). Every run is evaluated with n points
-per draw and `draws` draws; a cell pools the draws of every seed (mean ± std). The teacher rows give its full
-ancestral chain and its default sampler; "× full" is a student's energy ratio over its teacher's full chain, pooled;
-"distill s" is the wall time of the distill call (the teacher's samples included), "teacher s" the teacher's own
-training time, both on one torch thread.
+TEACHERS/v-s{seed}/{set} (the folders of benchmarks/flow.py; the CSV sets in --data, as flow.py's --data). Each
+student is `Run.distill(steps=K, method=M)` with its kind's defaults, kept in KEEP/{M}-k{K}-s{seed}/{set} (reused
+when finished). Every run is evaluated with n points per draw and `draws` draws; a cell pools the draws of every
+seed (mean ± std). The teacher rows give its full ancestral chain and its default sampler; "× full" is a student's
+energy ratio over its teacher's full chain, pooled; "distill s" is the wall time of the distill call (the
+teacher's samples included), "teacher s" the teacher's own training time, both on one torch thread.
 
 --guided FOLDER: the conditional teachers of benchmarks/class_fidelity.py (its --keep FOLDER: circles_vs_moons, a
 checkerboard in metres, a 5-D mixture) and their default (4-call trajectory) students. For each guidance weight w,
@@ -103,7 +103,7 @@ def images(args: argparse.Namespace) -> None:
     print("\n| run | calls | conditional accuracy | Fréchet ratio | distill s | teacher s |\n|---|---|---|---|---|---|")
     teacher = trained("mnist5k", args.teachers / "mnist5k", "v", **{**MNIST_CONFIG, "target": "v", "threads": 1})
     teacher_s = teacher.metrics[-1]["elapsed"]
-    measure = {"per_class": args.per_class, "draws": 2, "progress": False, "save": False}
+    measure = {"n": args.per_class, "draws": 2, "progress": False, "save": False}  # images: n per class
     rows = [("teacher, default", teacher, None)]
     for k in args.calls:
         run, seconds = student(teacher, args.keep / f"trajectory-k{k}-s0" / "mnist5k", k, "trajectory")
@@ -122,6 +122,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--keep", type=Path, default=Path("runs/distill"), help="keep (and reuse) the students here")
     p.add_argument("--teachers", type=Path, default=Path("runs/flow"), help="keep (and reuse) the teachers here")
+    p.add_argument("--data", type=Path, default=Path("runs/fewstep/data"), help="where the CSV sets are (or go)")
     p.add_argument("--sets", nargs="+", default=SETS)
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--calls", nargs="+", type=int, default=[1, 2, 4])
@@ -138,7 +139,7 @@ def main() -> None:
         guided(args) if args.guided else images(args)
         print(f"\ntotal {time.perf_counter() - start:.0f}s")
         return
-    folder = args.teachers / "v-s0" / "data"
+    folder = args.data
     write_custom_sets(folder)
     print(f"\n{pin_threads(1)}; seeds {args.seeds}; n = {args.n}, {args.draws} draws per run")
     print("\n| set | run | calls | ratio | precision | floor | recall | × full | distill s | teacher s |")
