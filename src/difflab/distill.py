@@ -1,10 +1,16 @@
 """Students: a trained run (the teacher) distilled into a run that samples in a few model calls.
 
-The student is the teacher's network, started from the teacher's sampling (EMA) weights and trained by one of two
-objectives behind the trainer's `Objective` interface; afterwards it is a normal run whose default sampling is its
-few calls (`difflab.sampling.STUDENT_SAMPLERS`). Which of the two is the default was measured
-(benchmarks/distill.py, benchmarks/RESULTS-distill.md).
+The student is the teacher's network, started from the teacher's sampling (EMA) weights and trained by one of three
+objectives behind the trainer's `Objective` interface (the teacher's weighting and loss options do not apply);
+afterwards it is a normal run whose default sampling is its few calls (`difflab.sampling.STUDENT_SAMPLERS`).
+Trajectory is the default: at equal cost it was the sharpest at every number of calls on every set measured
+(benchmarks/distill.py, benchmarks/RESULTS-distill.md). docs/math.md ("Students") derives each.
 
+trajectory (Salimans & Ho 2022, alg. 2, in one round as Berthelot et al. 2023's TRACT):
+    the teacher walks from noise z over its own steps and the student's K, and its states at the student's steps
+    are kept. At each of its steps the student learns the x̂0 whose one DDIM step lands on the teacher's state at
+    the next; at the last, the teacher's sample. The noisy steps' targets are smooth in z; only the last is the
+    teacher's whole map. A student is for its K.
 reflow (Liu et al. 2023, "Flow straight and fast", sec. 2.3 and alg. 1; Luhman & Luhman 2021 for one step):
     the teacher's deterministic sampler maps noise z to x0 = Φ(z), once, for `distill_pairs` draws. The student
     trains on x_t = α_t x0 + σ_t z of these coupled pairs instead of independent ones. Where the coupling is a
@@ -17,8 +23,9 @@ consistency (Song et al. 2023, alg. 2, with Song & Dhariwal 2024's target networ
     x̂_{t_0} itself, so the chain of targets is anchored at the teacher's prediction of the data, and the
     student's x̂0 from any level becomes a sample; it samples with `samplers.sample_consistency`.
 
-Both draw half of every batch's times on the grid the student samples on (K trailing steps, where it must be
-exact) and half anywhere on the T steps (reflow) or the consistency grid, so other step counts still work.
+Reflow and consistency draw half of every batch's times on the grid the student samples on (its K trailing steps,
+where it must be exact) and half anywhere on the T steps (reflow) or the consistency grid, so other step counts
+still work.
 """
 
 from __future__ import annotations
