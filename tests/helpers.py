@@ -35,6 +35,9 @@ TINY = {
     "log_every": 4,
     "checkpoint_every": 5,
     "device": "cpu",
+    # one thread: the default picks threads from the cores free at the start, and runs compared bit for bit must
+    # not differ in how their sums were split (under pytest-xdist the other worker decides what is free)
+    "threads": 1,
 }
 
 
