@@ -95,6 +95,14 @@ def test_every_method_trains_a_conditional_student_that_guidance_steers(method: 
             student.export(tmp_path / "export")
 
 
+def test_an_image_student_draws_images(tmp_path: Path) -> None:
+    options = {"model": "unet", "target": "v", "conditional": True, "steps": 4, "batch_size": 8, "timesteps": 50}
+    run = difflab.train("digits", tmp_path / "teacher", progress=False, **options)
+    student = run.distill(tmp_path / "student", steps=2, train_steps=3, distill_pairs=12, progress=False)
+    images = student.sample(4, label=3, progress=False)
+    assert student.resolve().steps == 2 and images.shape == (4, 1, 8, 8) and np.isfinite(images).all()
+
+
 def test_what_cannot_be_distilled_is_one_line(
     teacher: difflab.Run, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
