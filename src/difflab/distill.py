@@ -70,8 +70,15 @@ def _half_on_grid(grid: torch.Tensor, anywhere: torch.Tensor, generator: torch.G
     return torch.where(even, on_grid, anywhere)
 
 
+class _ClipsAllTogether:
+    """A student's gradient is clipped as one group, as a denoising run's is."""
+
+    def clip_groups(self, model: nn.Module) -> list[list[nn.Parameter]]:
+        return [list(model.parameters())]
+
+
 @dataclass
-class ReflowObjective:
+class ReflowObjective(_ClipsAllTogether):
     """The denoising loss on the teacher's coupled pairs (z, Φ(z)) instead of independent (ε, x0)."""
 
     noise: torch.Tensor
@@ -101,12 +108,9 @@ class ReflowObjective:
         loss = (pred - goal).pow(2).flatten(1).mean(dim=1).mean()
         return Loss(loss, loss.backward)
 
-    def clip_groups(self, model: nn.Module) -> list[list[nn.Parameter]]:
-        return [list(model.parameters())]
-
 
 @dataclass
-class TrajectoryObjective:
+class TrajectoryObjective(_ClipsAllTogether):
     """Each of the student's K steps lands where the teacher's trajectory is at the next of the K levels."""
 
     states: torch.Tensor  # (K + 1, pairs, *item): the teacher's x at the student's steps, ascending; the data first
@@ -140,12 +144,9 @@ class TrajectoryObjective:
         loss = (pred - goal).pow(2).flatten(1).mean(dim=1).mean()
         return Loss(loss, loss.backward)
 
-    def clip_groups(self, model: nn.Module) -> list[list[nn.Parameter]]:
-        return [list(model.parameters())]
-
 
 @dataclass
-class ConsistencyObjective:
+class ConsistencyObjective(_ClipsAllTogether):
     """Consistency distillation: the student's x̂0 at t_{n+1} equals its own x̂0 one teacher step later."""
 
     teacher: Denoiser
@@ -180,9 +181,6 @@ class ConsistencyObjective:
         distance = torch.sqrt((pred - goal).pow(2).flatten(1).sum(dim=1) + c * c) - c
         loss = distance.mean()
         return Loss(loss, loss.backward)
-
-    def clip_groups(self, model: nn.Module) -> list[list[nn.Parameter]]:
-        return [list(model.parameters())]
 
 
 #: How the teacher walks to the trajectory student's targets: its own quadratic steps with the student's added, by
