@@ -32,10 +32,8 @@ def main() -> int:
     import has finished; and every interrupt is recorded (`difflab.interrupts`) for the trainer, in case that
     second delivery lands in code that swallows it.
     """
-    interrupted: list[int] = []
 
     def on_interrupt(signum: int, frame: FrameType | None) -> None:
-        interrupted.append(signum)
         interrupts.record(signum)
         if _inside_import(frame):
             signal.setitimer(signal.ITIMER_REAL, RETRY_S)
@@ -51,7 +49,7 @@ def main() -> int:
         try:
             from difflab.cli import main as cli_main
         except BaseException:
-            if interrupted:
+            if interrupts.pending() is not None:
                 print("difflab: interrupted", file=sys.stderr)
                 return 130
             raise

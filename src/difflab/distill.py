@@ -39,7 +39,7 @@ from torch import nn
 from difflab.config import TrainConfig
 from difflab.denoiser import Denoiser
 from difflab.model import TrainedModel
-from difflab.objectives import Loss
+from difflab.objectives import Loss, elementwise_loss
 from difflab.process import at, q_sample, target_from
 from difflab.sampling import STUDENT_SPACING, Sampling, draw
 from difflab.schedule import spaced_timesteps
@@ -68,6 +68,21 @@ def _half_on_grid(grid: torch.Tensor, anywhere: torch.Tensor, generator: torch.G
     on_grid = grid[torch.randint(0, len(grid), (n,), generator=generator, device=grid.device)]
     even = torch.arange(n, device=anywhere.device) % 2 == 0
     return torch.where(even, on_grid, anywhere)
+
+
+def _target_loss(
+    denoiser: Denoiser,
+    xt: torch.Tensor,
+    t: torch.Tensor,
+    labels: torch.Tensor | None,
+    x0: torch.Tensor,
+    eps: torch.Tensor,
+) -> Loss:
+    """The denoising loss with uniform weight: the squared error of the network's own target for (x0, ε) at x_t."""
+    pred, _ = denoiser.split(denoiser.raw(xt, t, labels))
+    goal = target_from(denoiser.target, denoiser.schedule, xt, t, x0, eps)
+    loss = elementwise_loss("l2", pred, goal).flatten(1).mean(dim=1).mean()
+    return Loss(loss, loss.backward)
 
 
 class _ClipsAllTogether:
@@ -102,11 +117,7 @@ class ReflowObjective(_ClipsAllTogether):
         schedule = denoiser.schedule
         anywhere = torch.randint(0, len(schedule), (n,), generator=generator, device=device)
         t = _half_on_grid(self.grid, anywhere, generator)
-        xt = q_sample(schedule, data, t, noise)
-        pred, _ = denoiser.split(denoiser.raw(xt, t, labels))
-        goal = target_from(denoiser.target, schedule, xt, t, data, noise)
-        loss = (pred - goal).pow(2).flatten(1).mean(dim=1).mean()
-        return Loss(loss, loss.backward)
+        return _target_loss(denoiser, q_sample(schedule, data, t, noise), t, labels, data, noise)
 
 
 @dataclass
@@ -138,11 +149,7 @@ class TrajectoryObjective(_ClipsAllTogether):
         # DDIM: x_s = α_s x̂0 + σ_s (x_t - α_t x̂0)/σ_t, solved for x̂0; the last step's x̂0 is the teacher's sample
         x_hat = (x_low - ratio * x_high) / (at(schedule.alpha, before, x_high) - ratio * alpha)
         x_hat = torch.where((k == 1).reshape(-1, *([1] * (x0.ndim - 1))), x_low, x_hat)
-        eps_hat = (x_high - alpha * x_hat) / sigma
-        pred, _ = denoiser.split(denoiser.raw(x_high, t, labels))
-        goal = target_from(denoiser.target, schedule, x_high, t, x_hat, eps_hat)
-        loss = (pred - goal).pow(2).flatten(1).mean(dim=1).mean()
-        return Loss(loss, loss.backward)
+        return _target_loss(denoiser, x_high, t, labels, x_hat, (x_high - alpha * x_hat) / sigma)
 
 
 @dataclass
