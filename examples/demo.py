@@ -6,7 +6,7 @@ The same as `difflab train --data moons --out runs/demo --steps 700 --batch-size
 `difflab sample/evaluate/plot/animate/report runs/demo`, without five Python start-ups. The demo
 trains 700 steps of 2,048 points where the default trains 15,000 of 512: on two cores a large batch keeps both
 busy (about 80,000 points a second against 45,000), so the demo fits in 45 s; the default draws thin structures
-sharper (README, "make demo"). Sampling uses the default: 20 network evaluations of DPM-Solver++(2M)
+sharper (benchmarks/README.md, "make demo"). Sampling uses the default: 20 network evaluations of DPM-Solver++(2M)
 instead of the 1000-step chain (benchmarks/RESULTS-defaults.md measures how close it comes).
 """
 
@@ -20,7 +20,7 @@ import numpy as np
 
 import difflab
 
-#: Measured on the idle 2-core machine (README): 4,000 default steps took 66 s end to end.
+#: Measured on the idle 2-core machine (benchmarks/README.md, "make demo"): 4,000 default steps took 66 s end to end.
 TRAINING = {"steps": 700, "batch_size": 2048, "lr": 6e-3}
 
 

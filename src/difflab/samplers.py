@@ -378,7 +378,7 @@ def sample_consistency(
 
 
 #: UniPC's B(h) (Zhao et al. 2023, sec. 3.2): "bh1" B(h) = h, "bh2" B(h) = e^h - 1 (bh1 was 3.5-22x off the full
-#: chain at 10 calls; README, "Few-step sampling").
+#: chain at 10 calls; benchmarks/README.md, "Few-step sampling").
 UNIPC_VARIANT = "bh2"
 
 
