@@ -10,6 +10,7 @@ import torch
 
 from difflab.data.files import read_points
 from difflab.data.normalize import MinMaxScaler
+from difflab.data.source import data_title
 from difflab.data.toy import DATASETS, builtin
 from difflab.errors import UserError
 from difflab.metrics import energy_distance
@@ -121,3 +122,18 @@ def test_bad_npy_files(tmp_path: Path) -> None:
     trunc.write_bytes(trunc.read_bytes()[:90])
     with pytest.raises(UserError, match=r"trunc\.npy"):
         read_points(trunc)
+
+
+@pytest.mark.parametrize(
+    ("spec", "title"),
+    [
+        ("moons", "moons"),
+        ("/home/someone/data/spiral.csv", "spiral.csv"),
+        ("runs/x.npy", "x.npy"),
+        ("emnist:/data/emnist:balanced", "emnist:emnist:balanced"),
+        ("images:/srv/pictures/cats", "images:cats"),
+        ("mnist5k", "mnist5k"),
+    ],
+)
+def test_figure_titles_name_the_data_without_its_folders(spec: str, title: str) -> None:
+    assert data_title(spec) == title

@@ -17,3 +17,12 @@ def load_points(spec: str, n: int, seed: int, label_column: str = LABEL_COLUMN) 
     if path.suffix == "" and not path.exists():
         raise UserError(f"unknown dataset {spec!r}; built-in: {', '.join(DATASETS)}, or a .csv/.npy path")
     return read_points(path, label_column)
+
+
+def data_title(spec: str) -> str:
+    """How figures name a run's data: a built-in name as it is, a file or folder by its own name.
+
+    A figure is shared and committed; the folders of the machine that drew it are nobody else's business
+    ("/home/me/data/spiral.csv" is titled "spiral.csv", "emnist:/data/emnist:balanced" "emnist:emnist:balanced").
+    """
+    return ":".join(Path(part).name if "/" in part or "\\" in part else part for part in spec.split(":"))

@@ -17,6 +17,7 @@ from PIL import Image
 
 import difflab.frames as frame_choice
 from difflab.checkpoint import atomic_write_bytes
+from difflab.data.source import data_title
 from difflab.errors import UserError
 from difflab.images.defaults import IMAGES
 from difflab.images.pixels import PAD, from_uint8, labelled, save_picture, tile, to_uint8
@@ -47,7 +48,7 @@ def _file_name(name: str) -> str:
 
 
 def caption(run: RunView, sampling: Sampling) -> str:
-    return f"{run.config.data}: {sampling.describe(bool(run.class_names))}"
+    return f"{data_title(run.config.data)}: {sampling.describe(bool(run.class_names))}"
 
 
 def class_grids(

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 import difflab.frames as frames
-from difflab.data.source import load_points
+from difflab.data.source import data_title, load_points
 from difflab.errors import UserError
 from difflab.limits import check_number
 from difflab.outputs import prepare_folder, prepare_output
@@ -39,7 +39,7 @@ def data_for_figures(run: RunView, n: int, seed: int) -> tuple[np.ndarray, np.nd
 def caption(run: RunView, sampling: Sampling, label: int | str | None = None) -> str:
     """What made a figure: data, sampler, steps, guidance, class."""
     conditional = bool(run.class_names)
-    text = f"{run.config.data}: {sampling.describe(conditional)}"
+    text = f"{data_title(run.config.data)}: {sampling.describe(conditional)}"
     if label is not None:
         text += f", class {run.class_names[run.class_index(label)] if run.class_names else label}"
     return text
@@ -151,7 +151,7 @@ def plot_guidance(
         x = run.draw(len(grid_labels), replace(sampling, guidance=w), labels=grid_labels, seed=seed, progress=progress)
         columns.append(run.model.to_data_units(x))
     cells = [[col[grid_labels.numpy() == k] for col in columns] for k in range(len(names))]
-    text = f"{run.config.data}: {replace(sampling, guidance=0.0).describe()}"
+    text = f"{data_title(run.config.data)}: {replace(sampling, guidance=0.0).describe()}"
     plots.plot_guidance_grid(cells, names, weights, path, caption=text, background=truth)
     return path
 
