@@ -9,7 +9,7 @@ PIP := $(BIN)/python -m pip
 INSTALL := $(PIP) install --quiet --disable-pip-version-check -c constraints.txt
 DEMO := runs/demo
 
-.PHONY: demo test check lint clean
+.PHONY: demo test check lint docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,9 +42,15 @@ check: $(VENV)/.installed-test
 	$(BIN)/ruff format --check src tests benchmarks examples tools
 	$(BIN)/python -m pytest -q tests/unit
 
+# The docs site, offline, into site/ (open site/index.html): the README, docs/, the notebooks and the benchmark
+# index at their repository paths (mkdocs.yml, tools/docs_hooks.py). The test extras include its packages.
+docs: $(VENV)/.installed-test
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+	@echo "docs: open site/index.html"
+
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests benchmarks examples tools
 	$(BIN)/ruff format --check src tests benchmarks examples tools
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache site .cache

@@ -50,6 +50,13 @@ window.addEventListener("load", () => {
 """
 
 
+def shown_path(path: Path) -> str:
+    """The run's folder as the person who made the report names it: relative to the current directory when it lies
+    below it ("runs/demo"), absolute otherwise. A report that is shared shows no more of the machine than that."""
+    full = path.resolve()
+    return str(full.relative_to(Path.cwd().resolve())) if full.is_relative_to(Path.cwd().resolve()) else str(full)
+
+
 def _e(value: Any) -> str:
     return html.escape(str(value))
 
@@ -163,7 +170,7 @@ def write_report(run: RunView, *, figures: bool = True, progress: bool | None = 
     others = [p for p in images if p.name != "loss.png"]
     parts = [
         f"<h1>{_e(run.config.data)} — {_e(run.kind.defaults.name)} run, step {run.step}</h1>",
-        f'<p class="muted">{_e(run.path.resolve())}; written {_e(time.strftime("%Y-%m-%d %H:%M"))}</p>',
+        f'<p class="muted">{_e(shown_path(run.path))}; written {_e(time.strftime("%Y-%m-%d %H:%M"))}</p>',
         "<h2>Evaluation</h2>",
         evaluation_section(run.path, run.step),
         "<h2>Training</h2>",

@@ -122,3 +122,12 @@ def test_compare_lists_the_options_that_differ_and_each_evaluation(
     assert first.endswith("5 steps, 2 × n=60 |") and " × n=" in second  # which sampling and size made the figures
     assert "<table>" in page.read_text()
     assert (other / "eval.json").is_file()
+
+
+def test_the_report_names_its_run_as_the_user_would(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from difflab.report import shown_path
+
+    monkeypatch.chdir(tmp_path)
+    assert shown_path(tmp_path / "runs" / "demo") == "runs/demo"  # no machine path in a picture of the report
+    elsewhere = tmp_path.parent / "other-run"
+    assert shown_path(elsewhere) == str(elsewhere.resolve())
