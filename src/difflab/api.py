@@ -145,7 +145,8 @@ class Run:
         return read_snapshots(self.path)
 
     def data_copy(self) -> dict[str, np.ndarray]:
-        """The run's own copy of its training data (point runs and runs trained from arrays)."""
+        """The run's own copy of its training data (point runs from files and runs trained from arrays; a built-in
+        set is drawn again instead: `difflab.dataset(name, n, seed)`)."""
         if self._data is None:
             if not self.source.stored:
                 raise UserError(f"{self.path or 'this run'} keeps no copy of its data ({self.source.spec})")

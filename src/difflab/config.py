@@ -39,7 +39,7 @@ class TrainConfig:
     """Everything that defines a training run; written resolved into the run directory."""
 
     data: str = "moons"
-    n_data: int = 20_000
+    n_data: int = 200_000
     seed: int = 0
     steps: int = 15_000
     batch_size: int = 512
@@ -100,7 +100,8 @@ OPTION_NAMES = frozenset(f.name for f in fields(TrainConfig))
 OPTION_HELP = {
     "data": "a built-in dataset (difflab datasets), a .csv/.npy file, or an image set (mnist5k, digits, "
     "emnist:PATH[:SPLIT], images:PATH)",
-    "n_data": "points drawn from a built-in point dataset (files use all their rows)",
+    "n_data": "points drawn from a built-in point dataset (files use all their rows); a model learns the draw it "
+    "is given, so more is closer to the set itself",
     "seed": "seed of every random choice (initial weights, data order, noise, label dropout)",
     "steps": "optimizer steps to train for",
     "batch_size": "items per optimizer step (split over processes under torchrun)",

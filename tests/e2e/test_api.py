@@ -107,6 +107,19 @@ def test_data_from_a_file_a_name_and_a_tensor(tmp_path: Path) -> None:
     assert len(difflab.dataset("moons", n=10).x) == 10 and "moons" in difflab.datasets()
 
 
+def test_a_built_in_set_is_drawn_again_not_copied_and_a_file_is_copied(tmp_path: Path) -> None:
+    csv = tmp_path / "points.csv"
+    csv.write_text("a,b\n" + "".join(f"{k},{k * k % 7}\n" for k in range(50)))
+    from_file = difflab.train(csv, tmp_path / "file", progress=False, **{**SMALL, "steps": 4})
+    built_in = difflab.train("moons", tmp_path / "moons", progress=False, **{**SMALL, "steps": 4, "n_data": 5000})
+    assert (tmp_path / "file" / "data.npz").exists() and len(from_file.data_copy()["x"]) == 50
+    assert not (tmp_path / "moons" / "data.npz").exists()  # drawn again from its name, n_data and seed
+    more = difflab.load(tmp_path / "moons").train(steps=6, progress=False)  # the fingerprint matches the new draw
+    assert more.step == 6 and more.source.fingerprint == built_in.source.fingerprint
+    with pytest.raises(difflab.UserError, match="keeps no copy"):
+        built_in.data_copy()
+
+
 @pytest.mark.parametrize(
     ("call", "message"),
     [

@@ -62,11 +62,13 @@ class PointKind:
         return validate(PointData(x, codes, names, columns), "the array")
 
     def training_set(self, data: PointData, cfg: TrainConfig, spec: str) -> TrainingSet:
-        """Fit the per-column [-1, 1] normalization; the run keeps a copy of the points."""
+        """Fit the per-column [-1, 1] normalization. The run keeps a copy of a file's or an array's points; a built-in
+        set is drawn again from its name, n_data and seed when needed (its fingerprint checks the draw), so its
+        200,000 default points cost no disk."""
         scaler = MinMaxScaler.fit(data.x, spec)
         classes = data.class_names if cfg.conditional else None
         info = DataInfo((data.x.shape[1],), scaler, classes, self.defaults.name, data.columns)
-        source = DataSource(spec, len(data.x), fingerprint(data.x, data.labels), stored=True)
+        source = DataSource(spec, len(data.x), fingerprint(data.x, data.labels), stored=not self.is_builtin(spec))
         x = torch.as_tensor(scaler.transform(data.x), dtype=torch.float32)
         return TrainingSet(x, data.labels, info, source)
 
