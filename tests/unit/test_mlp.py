@@ -51,6 +51,17 @@ def test_fourier_features_are_fixed_cos_sin_of_projections():
     torch.testing.assert_close(FourierFeatures(2, 5, seed=3).freqs, ff.freqs)  # reproducible from the seed
 
 
+def test_fourier_features_of_more_than_two_columns_each_see_one_column():
+    wide = FourierFeatures(5, 12, seed=1)
+    x = torch.randn(6, 5, generator=torch.Generator().manual_seed(2))
+    for j in range(12):  # feature j depends on column j mod 5 alone: moving any other column leaves it unchanged
+        moved = x.clone()
+        moved[:, [c for c in range(5) if c != j % 5]] += 1.0
+        torch.testing.assert_close(wide(moved)[:, j], wide(x)[:, j])
+        assert not torch.allclose(wide(x + 0.3)[:, j], wide(x)[:, j])
+    assert (FourierFeatures(2, 12, seed=1).freqs != 0).all()  # in 2-D every feature sees both columns
+
+
 def test_scalar_model_is_the_part1_mlp():
     model = MLP(2, time_embedding="scalar")
     assert model.inp.in_features == 3  # x and t
