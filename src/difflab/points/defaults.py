@@ -36,9 +36,10 @@ SAMPLING = SamplingDefaults(
     noise_target_clip="clip",
 )
 
-#: Built-in sets whose default budget is not TrainConfig's: where every seed of benchmarks/time_to_quality.py
-#: was sharp (benchmarks/RESULTS-speed.md, "Time to quality"). The other sets need all 15,000 steps.
-SET_STEPS = MappingProxyType({"parabola": 3000})
+#: Built-in sets whose default budget is not TrainConfig's. None today: parabola had 3,000 steps (sharp by the
+#: smaller yardstick of benchmarks/time_to_quality.py) until the strict one of benchmarks/teachers.py measured it
+#: closer to the data with all 15,000 (benchmarks/RESULTS-teachers.md).
+SET_STEPS: MappingProxyType[str, int] = MappingProxyType({})
 
 #: A point student: its budget and learning rate, and the teacher's pairs a reflow student learns from
 #: (benchmarks/RESULTS-distill.md).
