@@ -108,10 +108,12 @@ def test_a_truncated_npy_is_named_as_such(tmp_path: Path) -> None:
 def test_the_data_copy_is_refused_before_training_when_the_disk_is_full(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    points = tmp_path / "points.csv"  # a file is copied into its run; a built-in set is drawn again
+    np.savetxt(points, np.random.default_rng(0).normal(size=(500, 2)), delimiter=",", header="x,y", comments="")
     usage = shutil.disk_usage(tmp_path)
     monkeypatch.setattr(shutil, "disk_usage", lambda _: usage._replace(free=100))
     with pytest.raises(difflab.UserError, match=r"the run's copy of its data needs about .* of disk"):
-        difflab.train("moons", tmp_path / "run", progress=False, **SMALL)
+        difflab.train(points, tmp_path / "run", progress=False, **SMALL)
     assert not (tmp_path / "run").exists()  # nothing was written
 
 
