@@ -93,7 +93,8 @@ def test_a_built_in_set_with_its_own_budget_gets_it_unless_steps_is_given(monkey
     monkeypatch.setattr(PointKind, "defaults", short)
     assert difflab.train("parabola", progress=False, n_data=64, batch_size=16).step == 3
     assert difflab.train("parabola", progress=False, n_data=64, batch_size=16, steps=2).step == 2
-    assert not SET_STEPS  # every built-in set needs the whole 15,000 to be sharp (benchmarks/RESULTS-teachers.md)
+    assert SET_STEPS == {"complex": 30_000, "checkerboard": 30_000}  # measured: benchmarks/RESULTS-teachers.md
+    assert POINTS.training_for("complex")["steps"] == 30_000
 
 
 def test_data_from_a_file_a_name_and_a_tensor(tmp_path: Path) -> None:
