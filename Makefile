@@ -9,7 +9,7 @@ PIP := $(BIN)/python -m pip
 INSTALL := $(PIP) install --quiet --disable-pip-version-check -c constraints.txt
 DEMO := runs/demo
 
-.PHONY: demo test check lint docs clean
+.PHONY: demo test check lint docs notebooks notebook-runs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,14 @@ check: $(VENV)/.installed-test
 docs: $(VENV)/.installed-test
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 	@echo "docs: open site/index.html"
+
+# The notebooks in full mode, outputs stored in them (the shipped runs in notebooks/pretrained load instead of
+# training); notebook-runs trains those runs afresh first and ships them (tools/notebooks.py says how).
+notebooks: $(VENV)/.installed-test
+	$(BIN)/python tools/notebooks.py execute notebooks/*.ipynb
+
+notebook-runs: $(VENV)/.installed-test
+	$(BIN)/python tools/notebooks.py train notebooks/*.ipynb
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests benchmarks examples tools
