@@ -73,8 +73,13 @@ def ship(trained: Path, pretrained: Path) -> list[str]:
         step = (run / "checkpoints" / "latest").read_text().strip()
         target = pretrained / run.name
         (target / "checkpoints" / step).mkdir(parents=True)
-        for name in ["config.json", "metrics.jsonl", "checkpoints/latest", f"checkpoints/{step}/ema.safetensors"]:
+        for name in ["metrics.jsonl", "checkpoints/latest", f"checkpoints/{step}/ema.safetensors"]:
             shutil.copyfile(run / name, target / name)
+        record = json.loads(config.read_text())
+        teacher = record["config"].get("teacher")
+        if teacher:  # a student names its teacher: the shipped one, seen from the notebooks' folder
+            record["config"]["teacher"] = f"{pretrained.name}/{Path(teacher).name}"
+        (target / "config.json").write_text(json.dumps(record, indent=2) + "\n")
         names.append(run.name)
     return names
 
