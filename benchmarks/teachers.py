@@ -7,8 +7,8 @@ Each (set, seed) is trained with difflab's defaults for that set (or with `--set
 full ancestral chain, against one large draw of the data (the truth, `--truth` points, standardized by its own
 mean and std): `--draws` disjoint subsets of n samples each give the energy distance and k-NN precision and
 recall (k = 10); the same figures for `--draws` fresh draws of n data points are the floors. ratio = a subset's
-distance / the floors' mean. "sharp" is the bound of `difflab.points.evaluation.verdict`: mean ratio ≤ 1.5 and
-precision within 0.01 of its floor.
+distance / the floors' mean. "sharp" is `difflab.points.evaluation.sharp`, the bound of its verdict: mean
+ratio ≤ 1.5 and precision within 0.01 of its floor.
 
 Why this is stricter than `Run.evaluate` at n = 3,000 (benchmarks/sharpness.py): a model whose samples are off
 by a fixed amount keeps its energy distance while the floor shrinks as 1/n, so the ratio grows with n; a fixed
@@ -30,7 +30,7 @@ from common import cell, overrides, pin_threads, trained
 from difflab.data.toy import DATASETS, builtin
 from difflab.evaluation import Stat
 from difflab.metrics import Reference, standardize_like
-from difflab.points.evaluation import CLOSE_RATIO, NEAR_FLOOR, K
+from difflab.points.evaluation import K, sharp
 
 #: Seeds of the truth and of the floors' data draws, far from any training seed.
 TRUTH_SEED = 7_000_001
@@ -109,12 +109,10 @@ def main() -> None:
                     m = run.evaluate(n=args.n, draws=args.draws, progress=False, save=False, **samplers[sampler])
                 else:
                     m = yardstick.measure(run, seed=seed, **samplers[sampler])
-                ratio, precision, floor = m["ratio"], m["precision"], m["precision_floor"]
-                sharp = ratio.mean <= CLOSE_RATIO and precision.mean >= floor.mean - NEAR_FLOOR
                 print(
-                    f"| {name} | {seed} | {run.config.steps} | {sampler} | {cell(ratio)} | "
-                    f"{cell(precision, 3)} ({cell(floor, 3)}) | {cell(m['recall'], 3)} "
-                    f"({cell(m['recall_floor'], 3)}) | {'yes' if sharp else 'NO'} | {seconds:.0f} |",
+                    f"| {name} | {seed} | {run.config.steps} | {sampler} | {cell(m['ratio'])} | "
+                    f"{cell(m['precision'], 3)} ({cell(m['precision_floor'], 3)}) | {cell(m['recall'], 3)} "
+                    f"({cell(m['recall_floor'], 3)}) | {'yes' if sharp(m) else 'NO'} | {seconds:.0f} |",
                     flush=True,
                 )
 

@@ -65,3 +65,24 @@ def test_a_reference_compares_as_the_separate_functions_do() -> None:
     distance, precision, recall = Reference.of(truth, 5).compare(samples, 5)
     assert distance == pytest.approx(energy_distance(samples, truth), rel=1e-9)
     assert (precision, recall) == pytest.approx(precision_recall(samples, truth, 5))
+
+
+@pytest.mark.parametrize(
+    ("ratio", "precision", "recall", "is_sharp", "words"),
+    [
+        (1.2, 0.992, 0.99, True, "close to the data"),
+        (1.6, 0.995, 0.99, False, "not yet close to the data —"),
+        (1.2, 0.985, 0.99, False, "close in distribution, but blurred"),
+        (1.2, 0.995, 0.90, True, "close in distribution, but missing some data"),
+    ],
+)
+def test_sharp_is_the_verdicts_bound_on_ratio_and_precision(
+    ratio: float, precision: float, recall: float, is_sharp: bool, words: str
+) -> None:
+    from difflab.evaluation import Stat
+    from difflab.points.evaluation import sharp, verdict
+
+    floors = {"precision_floor": Stat([0.998, 0.998]), "recall_floor": Stat([0.998, 0.998])}
+    m = {"ratio": Stat([ratio, ratio]), "precision": Stat([precision] * 2), "recall": Stat([recall] * 2)} | floors
+    assert sharp(m) is is_sharp
+    assert verdict(m).startswith(f"verdict: {words}")

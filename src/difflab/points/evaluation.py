@@ -167,11 +167,20 @@ CLOSE_RATIO = 1.5
 NEAR_FLOOR = 0.01
 
 
+def _below_floor(m: dict[str, Stat], name: str) -> bool:
+    """Whether precision (samples off the data) or recall (data missed) is further than NEAR_FLOOR below its floor."""
+    return m[name].mean < m[f"{name}_floor"].mean - NEAR_FLOOR
+
+
+def sharp(m: dict[str, Stat]) -> bool:
+    """The benchmarks' "sharp": a ratio within CLOSE_RATIO and precision within NEAR_FLOOR of its floor."""
+    return m["ratio"].mean <= CLOSE_RATIO and not _below_floor(m, "precision")
+
+
 def verdict(m: dict[str, Stat]) -> str:
     """One line: how close the samples are, in words, with the figures that say so."""
-    ratio, precision, recall = m["ratio"], m["precision"], m["recall"]
-    blur = precision.mean < m["precision_floor"].mean - NEAR_FLOOR
-    missed = recall.mean < m["recall_floor"].mean - NEAR_FLOOR
+    ratio, precision = m["ratio"], m["precision"]
+    blur, missed = _below_floor(m, "precision"), _below_floor(m, "recall")
     if ratio.mean <= CLOSE_RATIO and not blur and not missed:
         words = "close to the data"
     elif ratio.mean <= CLOSE_RATIO:
