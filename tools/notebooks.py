@@ -26,6 +26,10 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
+import difflab
+from difflab.checkpoint import LATEST
+from difflab.run import CHECKPOINTS, CONFIG, EMA, METRICS, latest_checkpoint_dir
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 PRETRAINED = NOTEBOOKS / "pretrained"
@@ -68,18 +72,18 @@ def execute(path: Path) -> float:
 def ship(trained: Path, pretrained: Path) -> list[str]:
     """Copy each run's config, loss log and last EMA weights from `trained` into `pretrained`."""
     names = []
-    for config in sorted(trained.glob("*/config.json")):
+    for config in sorted(trained.glob(f"*/{CONFIG}")):
         run = config.parent
-        step = (run / "checkpoints" / "latest").read_text().strip()
+        step = latest_checkpoint_dir(run).relative_to(run)  # type: ignore[union-attr]
         target = pretrained / run.name
-        (target / "checkpoints" / step).mkdir(parents=True)
-        for name in ["metrics.jsonl", "checkpoints/latest", f"checkpoints/{step}/ema.safetensors"]:
+        (target / step).mkdir(parents=True)
+        for name in [Path(METRICS), Path(CHECKPOINTS, LATEST), step / EMA]:
             shutil.copyfile(run / name, target / name)
         record = json.loads(config.read_text())
         teacher = record["config"].get("teacher")
         if teacher:  # a student names its teacher: the shipped one, seen from the notebooks' folder
             record["config"]["teacher"] = f"{pretrained.name}/{Path(teacher).name}"
-        (target / "config.json").write_text(json.dumps(record, indent=2) + "\n")
+        (target / CONFIG).write_text(json.dumps(record, indent=2) + "\n")
         names.append(run.name)
     return names
 
@@ -96,9 +100,7 @@ def sample_figures(run: object) -> dict[str, list[float]]:
 
 def record(pretrained: Path) -> dict[str, dict[str, list[float]]]:
     """`sample_figures` of every run shipped in `pretrained`."""
-    import difflab
-
-    return {c.parent.name: sample_figures(difflab.load(c.parent)) for c in sorted(pretrained.glob("*/config.json"))}
+    return {c.parent.name: sample_figures(difflab.load(c.parent)) for c in sorted(pretrained.glob(f"*/{CONFIG}"))}
 
 
 def main() -> int:
@@ -106,8 +108,8 @@ def main() -> int:
     p.add_argument("action", choices=["execute", "train"])
     p.add_argument("notebooks", nargs="+", type=Path)
     args = p.parse_args()
+    aside = PRETRAINED.with_name("pretrained.old")
     if args.action == "train":
-        aside = PRETRAINED.with_name("pretrained.old")
         shutil.rmtree(aside, ignore_errors=True)
         if PRETRAINED.exists():
             PRETRAINED.rename(aside)
@@ -118,7 +120,7 @@ def main() -> int:
     if args.action == "train":
         names = ship(TRAINED, PRETRAINED)
         RECORDED.write_text(json.dumps(record(PRETRAINED), indent=1) + "\n")
-        shutil.rmtree(PRETRAINED.with_name("pretrained.old"), ignore_errors=True)
+        shutil.rmtree(aside, ignore_errors=True)
         print(f"shipped {len(names)} runs into {PRETRAINED.relative_to(ROOT)}: {', '.join(names)}")
     return 0
 

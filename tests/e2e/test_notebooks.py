@@ -13,6 +13,7 @@ import pytest
 from nbclient import NotebookClient
 
 import difflab
+from difflab.run import CONFIG, DATA, MODEL, STATE
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -61,9 +62,9 @@ def test_notebook_runs_in_fast_mode(path: Path, tmp_path: Path, monkeypatch: pyt
 
 
 def test_every_shipped_run_is_recorded_and_holds_sampling_weights_only() -> None:
-    shipped = sorted(p.parent.name for p in tool.PRETRAINED.glob("*/config.json"))
+    shipped = sorted(p.parent.name for p in tool.PRETRAINED.glob(f"*/{CONFIG}"))
     assert shipped and shipped == sorted(RECORDED)
-    heavy = [p.name for p in tool.PRETRAINED.rglob("*") if p.name in ("state.pt", "model.safetensors", "data.npz")]
+    heavy = [p.name for p in tool.PRETRAINED.rglob("*") if p.name in (STATE, MODEL, DATA)]
     assert not heavy, "a shipped run carries more than its EMA weights"
 
 
