@@ -26,6 +26,7 @@ PAGES = (
     "docs/*.png",
     "docs/js/*.js",
     "notebooks/*.ipynb",
+    "notebooks/pretrained/README.md",
     "benchmarks/README.md",
     "benchmarks/RESULTS-*.md",
 )

@@ -2,6 +2,7 @@
 
     python tools/notebooks.py execute notebooks/*.ipynb    # make notebooks: outputs stored in each notebook
     python tools/notebooks.py train notebooks/*.ipynb      # make notebook-runs: train afresh, then ship the runs
+    python tools/notebooks.py record                       # record the shipped runs again (no training)
 
 `execute` runs each notebook top to bottom in its own folder (full budgets; the shipped runs under
 notebooks/pretrained/ load instead of training) and writes it back with its outputs and, in its metadata, the hash
@@ -10,7 +11,8 @@ of its code cells: tests/e2e/test_notebooks.py fails when code changed after the
 `train` moves notebooks/pretrained/ aside, executes the notebooks (which then train into
 notebooks/notebook-runs/full/), and ships every run found there into notebooks/pretrained/: its config, its
 loss log and the EMA weights of its last checkpoint (what sampling reads; no optimizer state). Each shipped
-run's samples at seed 0 are recorded in notebooks/pretrained/recorded.json, which the tests compare with.
+run's samples and evaluation at seed 0 are recorded in notebooks/pretrained/recorded.json, which the tests compare
+with, and listed in notebooks/pretrained/README.md.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ NOTEBOOKS = ROOT / "notebooks"
 PRETRAINED = NOTEBOOKS / "pretrained"
 TRAINED = NOTEBOOKS / "notebook-runs" / "full"
 RECORDED = PRETRAINED / "recorded.json"
+LISTING = PRETRAINED / "README.md"
 #: Samples drawn per shipped run for its record: points are cheap, images cost a U-Net chain each.
 RECORD_SAMPLES = {"points": 512, "images": 2}
 
@@ -98,16 +101,83 @@ def sample_figures(run: object) -> dict[str, list[float]]:
     return {"mean": flat.mean(axis).tolist(), "std": flat.std(axis).tolist()}
 
 
-def record(pretrained: Path) -> dict[str, dict[str, list[float]]]:
-    """`sample_figures` of every run shipped in `pretrained`."""
-    return {c.parent.name: sample_figures(difflab.load(c.parent)) for c in sorted(pretrained.glob(f"*/{CONFIG}"))}
+def evaluation(run: object) -> dict[str, object]:
+    """What `difflab.evaluate` says of a shipped run at seed 0 with its kind's defaults: the verdict and each
+    headline figure as mean and spread over its draws."""
+    e = run.evaluate(seed=0, progress=False, save=False)  # type: ignore[attr-defined]
+    figures = {name: {"mean": stat.mean, "std": stat.std} for name, stat in e.metrics.items()}
+    return {"verdict": e.verdict, "headline": e.headline, "figures": figures, "sampling": e.sampling}
+
+
+def record(pretrained: Path) -> dict[str, dict[str, object]]:
+    """`sample_figures` and `evaluation` of every run shipped in `pretrained`."""
+    records = {}
+    for config in sorted(pretrained.glob(f"*/{CONFIG}")):
+        run = difflab.load(config.parent)
+        records[config.parent.name] = {**sample_figures(run), "evaluation": evaluation(run)}
+        print(f"recorded {config.parent.name}", flush=True)
+    return records
+
+
+def _figure(name: str, figures: dict[str, dict[str, float]]) -> str:
+    """A headline figure as the listing shows it, e.g. precision 0.982 ± 0.002 (floor 0.997)."""
+    digits = 2 if name.endswith("ratio") else 3
+    shown = f"{name.replace('_', ' ')} {figures[name]['mean']:.{digits}f} ± {figures[name]['std']:.{digits}f}"
+    floor = figures.get(f"{name}_floor")
+    return f"{shown} (floor {floor['mean']:.{digits}f})" if floor else shown
+
+
+def listing(pretrained: Path, records: dict[str, dict[str, object]]) -> str:
+    """notebooks/pretrained/README.md: how the runs were made, and one line per run with its evaluation."""
+    rows = []
+    for name, rec in records.items():
+        config = json.loads((pretrained / name / CONFIG).read_text())["config"]
+        made = f"target {config['target']}"
+        if config.get("teacher"):
+            made = f"{config['student_steps']}-call student of `{config['teacher']}`"
+        evaluation = rec["evaluation"]  # type: ignore[index]
+        shown = ", ".join(_figure(name, evaluation["figures"]) for name in evaluation["headline"])
+        rows.append(f"| `{name}` | {config['data']} | {made} | {config['steps']:,} | {config['seed']} | {shown} |")
+    return "\n".join(
+        [
+            "# Runs the notebooks load",
+            "",
+            "The notebooks train these runs when asked (`make notebook-runs`, which runs",
+            "`python tools/notebooks.py train notebooks/*.ipynb`) and otherwise load them, so full mode takes minutes.",
+            "Each folder holds the run's `config.json` (every option, the seed and the data it was trained on), its",
+            "loss log and the EMA weights of its last checkpoint (safetensors; no optimizer state, so a shipped run",
+            "samples, evaluates and plots but does not resume). `recorded.json` holds each run's samples and",
+            "evaluation at seed 0; `tests/e2e/test_notebooks.py` checks that every run still draws them.",
+            "",
+            "Evaluation: `difflab.load(folder).evaluate(seed=0)` with its kind's defaults, mean ± spread over its",
+            "draws (points: energy ratio, where 1 is another draw of the data, and k-NN precision and recall next",
+            "to their floors, over all classes; images: conditional accuracy and Fréchet ratio). Many runs are",
+            "small (4,000 steps) or weak on purpose: the notebooks compare weightings, targets and budgets, and",
+            "some of them lose.",
+            "",
+            "| run | data | made as | steps | seed | evaluation (seed 0) |",
+            "|---|---|---|--:|--:|---|",
+            *rows,
+            "",
+        ]
+    )
+
+
+def write_record(pretrained: Path) -> None:
+    """Record every shipped run (recorded.json) and list them (README.md)."""
+    records = record(pretrained)
+    (pretrained / RECORDED.name).write_text(json.dumps(records, indent=1) + "\n")
+    (pretrained / LISTING.name).write_text(listing(pretrained, records))
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("action", choices=["execute", "train"])
-    p.add_argument("notebooks", nargs="+", type=Path)
+    p.add_argument("action", choices=["execute", "train", "record"])
+    p.add_argument("notebooks", nargs="*", type=Path)
     args = p.parse_args()
+    if args.action == "record":
+        write_record(PRETRAINED)
+        return 0
     aside = PRETRAINED.with_name("pretrained.old")
     if args.action == "train":
         shutil.rmtree(aside, ignore_errors=True)
@@ -119,7 +189,7 @@ def main() -> int:
         print(f"{path}: {seconds / 60:.1f} min", flush=True)
     if args.action == "train":
         names = ship(TRAINED, PRETRAINED)
-        RECORDED.write_text(json.dumps(record(PRETRAINED), indent=1) + "\n")
+        write_record(PRETRAINED)
         shutil.rmtree(aside, ignore_errors=True)
         print(f"shipped {len(names)} runs into {PRETRAINED.relative_to(ROOT)}: {', '.join(names)}")
     return 0

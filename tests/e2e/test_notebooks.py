@@ -66,10 +66,22 @@ def test_every_shipped_run_is_recorded_and_holds_sampling_weights_only() -> None
     assert shipped and shipped == sorted(RECORDED)
     heavy = [p.name for p in tool.PRETRAINED.rglob("*") if p.name in (STATE, MODEL, DATA)]
     assert not heavy, "a shipped run carries more than its EMA weights"
+    listed = tool.LISTING.read_text()
+    assert all(f"| `{name}` |" in listed for name in shipped), "make notebook-runs lists every run in README.md"
+
+
+def test_a_shipped_run_evaluates_as_recorded_within_its_spread() -> None:
+    """The recorded evaluation is what a user gets: moons (a cheap one) evaluated again at seed 0."""
+    recorded = RECORDED["moons"]["evaluation"]
+    again = tool.evaluation(difflab.load(tool.PRETRAINED / "moons"))
+    assert json.loads(json.dumps(again["sampling"])) == recorded["sampling"]
+    for name in recorded["headline"]:
+        figure = recorded["figures"][name]
+        assert abs(again["figures"][name]["mean"] - figure["mean"]) <= max(figure["std"], 1e-3), name
 
 
 @pytest.mark.parametrize("name", sorted(RECORDED))
 def test_a_shipped_run_draws_what_it_drew_when_shipped(name: str) -> None:
     figures = tool.sample_figures(difflab.load(tool.PRETRAINED / name))
-    for key in ("mean", "std"):
+    for key in figures:
         np.testing.assert_allclose(figures[key], RECORDED[name][key], rtol=1e-3, atol=1e-4)
