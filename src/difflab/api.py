@@ -375,11 +375,11 @@ class Run:
     ) -> Run:
         """Distill this run (the teacher) into a student that samples in `steps` model calls (see `difflab.distill`).
 
-        The student starts from this run's weights and trains for `train_steps` optimizer steps (default: its
-        kind's, `Run.kind.defaults.distilling`); `options` change how (seed, lr, batch_size, distill_pairs, and
-        how to run: device, threads, log_every, checkpoint_every). It is a normal run: `sample`, `evaluate`,
-        `plot`, `animate` and `export` use its `steps` calls unless told otherwise. With `out`, a folder that
-        already holds this student continues from its last checkpoint.
+        The student starts from this run's weights and trains for `train_steps` optimizer steps (default:
+        `Run.kind.defaults.student_budget` of the teacher's steps); `options` change how (seed, lr, batch_size,
+        distill_pairs, and how to run: device, threads, log_every, checkpoint_every). It is a normal run: `sample`,
+        `evaluate`, `plot`, `animate` and `export` use its `steps` calls unless told otherwise. With `out`, a folder
+        that already holds this student continues from its last checkpoint.
         """
         if self.path is None:
             raise UserError("distilling needs the teacher in a run directory (its path goes into the student): save it")
@@ -389,7 +389,7 @@ class Run:
         progress = check_flag("progress", progress, optional=True)
         hooks = check_callbacks(callbacks)
         given = {**options, **({} if train_steps is None else {"steps": train_steps})}
-        cfg = session.student_config(self.config, self.path, self.kind.defaults.distilling, steps, method, given)
+        cfg = session.student_config(self.config, self.path, self.kind.defaults, steps, method, given)
         return Run.of(session.fit(self._prepared(cfg), folder, progress=progress, callbacks=hooks))
 
     def _prepared(self, cfg: TrainConfig) -> session.Prepared:

@@ -29,6 +29,7 @@ from difflab.cli_options import (
     flag,
     per_kind,
     sampling_given,
+    student_steps_default,
 )
 from difflab.config import (
     DEFAULT_DISTILL_METHOD,
@@ -213,7 +214,7 @@ def cmd_datasets(args: argparse.Namespace) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    distill_steps = per_kind(lambda d: d.distilling.get("steps", "the teacher's"))
+    distill_steps = per_kind(student_steps_default)
     parser = Parser(prog="difflab", description="Denoising diffusion models for point data and small images.")
     parser.add_argument("--version", action="version", version=f"difflab {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)

@@ -28,6 +28,14 @@ def per_kind(describe: Callable[[KindDefaults], Any], kinds: Sequence[KindDefaul
     return ", ".join(f"{name} {value}" for name, value in values)
 
 
+def student_steps_default(d: KindDefaults) -> str:
+    """A student's default budget, as `KindDefaults.student_budget` computes it."""
+    least = d.distilling.get("steps")
+    if least is None:
+        return "the teacher's"
+    return f"{d.distill_share:g}× the teacher's (at least {least})" if d.distill_share else str(least)
+
+
 def sampler_default(d: KindDefaults) -> str:
     s = d.sampling
     steps = "all" if s.steps is None else s.steps

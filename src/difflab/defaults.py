@@ -59,6 +59,8 @@ class KindDefaults:
     per_set: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
     #: The training options of a student (`difflab distill`) that differ from its teacher's: budget, lr, pairs.
     distilling: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    #: A student trains for this share of its teacher's steps where that is more than `distilling["steps"]`.
+    distill_share: float = 0.0
     #: `difflab evaluate`: the option that sizes a draw ("n" items, or "per_class"), its default, and draws.
     evaluate_size: tuple[str, int] = ("n", 5000)
     evaluate_draws: int = 4
@@ -80,6 +82,10 @@ class KindDefaults:
     def training_for(self, spec: str) -> dict[str, Any]:
         """The training defaults for one dataset spec of this kind."""
         return {**self.training, **self.per_set.get(spec, {})}
+
+    def student_budget(self, teacher_steps: int) -> int:
+        """A student's default training steps: its kind's, or its share of the teacher's when that is more."""
+        return max(int(self.distilling.get("steps", 0)), int(teacher_steps * self.distill_share))
 
     def claims_spec(self, spec: str) -> bool:
         return spec in self.spec_names or spec.startswith(self.spec_prefixes)

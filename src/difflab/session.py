@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from difflab.config import (
 )
 from difflab.data.tables import from_table, is_table
 from difflab.data.training_set import DataSource, TrainingSet
+from difflab.defaults import KindDefaults
 from difflab.distill import Teacher
 from difflab.errors import UserError, option, setting
 from difflab.kind import Kind
@@ -120,18 +121,20 @@ def resumed_config(stored: TrainConfig, changes: dict[str, Any]) -> TrainConfig:
 def student_config(
     teacher: TrainConfig,
     path: Path,
-    distilling: Mapping[str, Any],
+    defaults: KindDefaults,
     calls: int,
     method: str,
     options: dict[str, Any],
 ) -> TrainConfig:
     """A student's config: the teacher's, with its kind's distilling defaults and the few options a student may
-    change (`DISTILL_OPTIONS`; `steps` is its training budget); its calls, method and teacher are recorded."""
+    change (`DISTILL_OPTIONS`; `steps` is its training budget, by default `defaults.student_budget`); its calls,
+    method and teacher are recorded."""
     unknown = sorted(set(options) - DISTILL_OPTIONS - {"steps"})
     if unknown:
         valid = ", ".join(sorted(DISTILL_OPTIONS))
         raise UserError(f"option(s) {', '.join(unknown)} cannot change when distilling; valid: {valid}")
-    changes = {**distilling, "continuous_time": False, "sample_every": 0, **options}
+    budget = {"steps": defaults.student_budget(teacher.steps)}
+    changes = {**defaults.distilling, **budget, "continuous_time": False, "sample_every": 0, **options}
     student = {"teacher": str(path.absolute()), "student_steps": calls, "distill_method": method}
     return make_config({**changes, **student}, base=teacher)
 

@@ -3,6 +3,8 @@ and the config and sampling defaults a student gets."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -11,16 +13,19 @@ from torch import nn
 from difflab.config import make_config
 from difflab.data.normalize import MinMaxScaler
 from difflab.data.training_set import DataInfo
+from difflab.defaults import KindDefaults
 from difflab.denoiser import Denoiser, Prediction
 from difflab.distill import ConsistencyObjective, ReflowObjective, Teacher, TrajectoryObjective, build_distillation
 from difflab.errors import UserError
+from difflab.images.defaults import IMAGES
 from difflab.model import TrainedModel, build_denoiser
+from difflab.points.defaults import POINTS
 from difflab.points.defaults import SAMPLING as POINT_SAMPLING
 from difflab.process import target_coefficients
 from difflab.samplers import sample_consistency, sample_dpmpp_2m
 from difflab.sampling import SamplingOptions, resolve
 from difflab.schedule import make_schedule, spaced_timesteps
-from difflab.session import prepare
+from difflab.session import prepare, student_config
 
 T = 64
 SMALL = {"hidden": 16, "depth": 1, "fourier_features": 4, "timesteps": T}
@@ -195,3 +200,20 @@ def test_student_configs_that_cannot_work_are_refused(options: dict[str, object]
 def test_training_refuses_the_options_only_distilling_sets() -> None:
     with pytest.raises(UserError, match="teacher: set by distilling"):
         prepare("moons", None, {"teacher": "runs/x"})
+
+
+@pytest.mark.parametrize(
+    ("defaults", "teacher_steps", "given", "budget"),
+    [
+        (POINTS, 30_000, {}, 15_000),  # half the teacher's
+        (POINTS, 4_000, {}, 4_000),  # never below the kind's least
+        (POINTS, 30_000, {"steps": 300}, 300),  # the user's own
+        (IMAGES, 3_000, {}, 500),  # images keep their fixed budget
+    ],
+)
+def test_a_students_budget_follows_its_teacher(
+    defaults: KindDefaults, teacher_steps: int, given: dict[str, int], budget: int
+) -> None:
+    teacher = make_config({"steps": teacher_steps})
+    student = student_config(teacher, Path("runs/teacher"), defaults, 4, "trajectory", given)
+    assert (student.steps, student.student_steps, student.lr) == (budget, 4, defaults.distilling["lr"])
