@@ -51,8 +51,8 @@ DISTILLING = MappingProxyType(
 )
 #: A point student trains for half its teacher's steps, and at least DISTILLING's 4,000: complex's 4-call student
 #: (of a 30,000-step teacher) drew k-NN precision 0.964 after 4,000 steps and 0.984 after 16,000 (floor 1.000),
-#: where 4× the teacher's samples or twice its walk changed nothing; half the teacher's steps costs a student under
-#: half the teacher's training time (benchmarks/RESULTS-distill.md, "A student's budget").
+#: where 4× the teacher's samples or twice its walk changed nothing; half the teacher's steps took a student 15–60%
+#: of its teacher's training time (benchmarks/RESULTS-distill.md, "A student's budget").
 DISTILL_SHARE = 0.5
 
 POINTS = KindDefaults(
