@@ -101,12 +101,15 @@ def sample_figures(run: object) -> dict[str, list[float]]:
     return {"mean": flat.mean(axis).tolist(), "std": flat.std(axis).tolist()}
 
 
+#: The parts of an evaluation's eval.json form that a record keeps (not when or with which versions it ran).
+EVALUATION_KEYS = ("verdict", "headline", "metrics", "sampling")
+
+
 def evaluation(run: object) -> dict[str, object]:
-    """What `difflab.evaluate` says of a shipped run at seed 0 with its kind's defaults: the verdict and each
-    headline figure as mean and spread over its draws."""
-    e = run.evaluate(seed=0, progress=False, save=False)  # type: ignore[attr-defined]
-    figures = {name: {"mean": stat.mean, "std": stat.std} for name, stat in e.metrics.items()}
-    return {"verdict": e.verdict, "headline": e.headline, "figures": figures, "sampling": e.sampling}
+    """What `difflab.evaluate` says of a shipped run at seed 0 with its kind's defaults, as eval.json has it: the
+    verdict, and each figure's mean, spread and draws."""
+    e = run.evaluate(seed=0, progress=False, save=False).to_dict()  # type: ignore[attr-defined]
+    return {key: e[key] for key in EVALUATION_KEYS}
 
 
 def record(pretrained: Path) -> dict[str, dict[str, object]]:
@@ -136,7 +139,7 @@ def listing(pretrained: Path, records: dict[str, dict[str, object]]) -> str:
         if config.get("teacher"):
             made = f"{config['student_steps']}-call student of `{config['teacher']}`"
         evaluation = rec["evaluation"]  # type: ignore[index]
-        shown = ", ".join(_figure(name, evaluation["figures"]) for name in evaluation["headline"])
+        shown = ", ".join(_figure(name, evaluation["metrics"]) for name in evaluation["headline"])
         rows.append(f"| `{name}` | {config['data']} | {made} | {config['steps']:,} | {config['seed']} | {shown} |")
     return "\n".join(
         [

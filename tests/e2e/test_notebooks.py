@@ -76,8 +76,8 @@ def test_a_shipped_run_evaluates_as_recorded_within_its_spread() -> None:
     again = tool.evaluation(difflab.load(tool.PRETRAINED / "moons"))
     assert json.loads(json.dumps(again["sampling"])) == recorded["sampling"]
     for name in recorded["headline"]:
-        figure = recorded["figures"][name]
-        assert abs(again["figures"][name]["mean"] - figure["mean"]) <= max(figure["std"], 1e-3), name
+        figure = recorded["metrics"][name]
+        assert abs(again["metrics"][name]["mean"] - figure["mean"]) <= max(figure["std"], 1e-3), name
 
 
 @pytest.mark.parametrize("name", sorted(RECORDED))
