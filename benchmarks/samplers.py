@@ -27,7 +27,7 @@ import difflab
 from common import cell, overrides, pin_threads, trained
 from difflab.denoiser import CLIP_KINDS
 from difflab.evaluation import Stat
-from difflab.metrics import energy_distance, standardize_like
+from difflab.metrics import energy_distance, expected_floor, standardize_like
 from difflab.points.evaluation import FLOOR_DRAWS, reference_pairs
 from difflab.samplers import SAMPLERS
 from difflab.types import Spacing, choices
@@ -122,11 +122,7 @@ def diffusers_samples(
 def ratios(run: difflab.Run, draws: list[np.ndarray], n: int) -> Stat:
     """Energy-distance ratio of each draw (samples in data units), against the data `evaluate` uses."""
     pairs = reference_pairs(run, n, max(FLOOR_DRAWS, len(draws)), 0, None)
-    floors = []
-    for truth, other in pairs:
-        t, o = standardize_like(torch.as_tensor(truth), torch.as_tensor(other))
-        floors.append(energy_distance(o, t))
-    floor = float(np.mean(floors))
+    floor = float(np.mean([expected_floor(standardize_like(torch.as_tensor(t))[0], n) for t, _ in pairs]))
     values = []
     for i, samples in enumerate(draws):
         t, s = standardize_like(torch.as_tensor(pairs[i][0]), torch.as_tensor(samples))

@@ -29,6 +29,24 @@ def energy_distance(x: torch.Tensor, y: torch.Tensor) -> float:
     return 2 * _mean_pairwise_distance(x, y) - _mean_pairwise_distance(x, x) - _mean_pairwise_distance(y, y)
 
 
+def _floor(self_distance: float, m: int, n: int) -> float:
+    """E[D̂] between independent draws of n and m points of one distribution, from the m-point draw's V-statistic
+    self term: δ(1/n + 1/m) with δ = E‖X - X'‖.
+
+    The V-statistic's self terms average n - 1 distances and one zero per point, so E[D̂] = 2δ - (1 - 1/n)δ -
+    (1 - 1/m)δ (Székely & Rizzo 2013, eq. 2, with its V-statistic's bias); δ is the m-point draw's U-statistic,
+    whose error is about 1/√m of δ. A measured floor is spread by 45-80% of its mean, so a mean of 4 measured
+    floors strays 0.6-1.7× where this strays under 1% (benchmarks/README.md, "How quality is measured").
+    """
+    return self_distance * m / (m - 1) * (1 / n + 1 / m)
+
+
+def expected_floor(truth: torch.Tensor, n: int) -> float:
+    """The mean energy distance of an independent n-point draw of the same data against `truth` (see _floor)."""
+    truth = truth.double()
+    return _floor(_mean_pairwise_distance(truth, truth), len(truth), n)
+
+
 def standardize_like(reference: torch.Tensor, *others: torch.Tensor) -> list[torch.Tensor]:
     """Scale every set by the reference's per-dimension mean and std, so no dimension dominates."""
     mean, std = reference.mean(0), reference.std(0).clamp_min(1e-12)
@@ -58,6 +76,10 @@ class Reference:
         points = points.double()
         self_distance, radii = _self_terms(points, k)
         return cls(points, self_distance, radii)
+
+    def expected_floor(self, n: int) -> float:
+        """The mean energy distance of an independent n-point draw of the same data against this one."""
+        return _floor(self.self_distance, len(self.points), n)
 
     def compare(self, samples: torch.Tensor, k: int) -> tuple[float, float, float]:
         """(energy distance, precision, recall) of `samples` against this reference, in two passes over the pairs.

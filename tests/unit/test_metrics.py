@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from difflab.data.toy import builtin
-from difflab.metrics import Reference, energy_distance, standardize_like
+from difflab.metrics import Reference, energy_distance, expected_floor, standardize_like
 from tests.reference_metrics import knn_radii, precision_recall
 
 
@@ -22,6 +22,24 @@ def test_energy_distance_is_the_v_statistic_of_szekely_and_rizzo() -> None:
     assert energy_distance(torch.as_tensor(x), torch.as_tensor(y)) == pytest.approx(
         expected, rel=1e-8
     )  # cdist uses matrix products
+
+
+def test_the_expected_floor_is_the_mean_of_many_measured_floors() -> None:
+    """δ(1/n + 1/m) against 400 measured floors of moons at n = 200 against m = 300: the mean of four measured
+    floors strays far further from it than the expectation's own error."""
+    measured, expected = [], []
+    for j in range(400):
+        truth, other = builtin("moons", 300, 2 * j).x, builtin("moons", 200, 2 * j + 1).x
+        t, o = standardize_like(torch.as_tensor(truth), torch.as_tensor(other))
+        reference = Reference.of(t, 10)
+        measured.append(reference.compare(o, 10)[0])
+        expected.append(reference.expected_floor(200))
+    measured_mean, standard_error = np.mean(measured), np.std(measured, ddof=1) / np.sqrt(len(measured))
+    assert abs(np.mean(expected) - measured_mean) < 3 * standard_error
+    assert np.std(expected) / np.mean(expected) < 0.03  # one truth's expectation is already close
+    assert expected_floor(t, 200) == pytest.approx(expected[-1], rel=1e-9)  # without a Reference, the same
+    fours = np.reshape(measured, (-1, 4)).mean(axis=1) / measured_mean
+    assert fours.max() - fours.min() > 0.5  # the mean of 4 measured floors, as evaluate took before, spreads widely
 
 
 def test_knn_radius_is_the_distance_to_the_kth_other_point() -> None:

@@ -3,8 +3,10 @@
 Each of `draws` sample draws is compared with a fresh draw of the data ("truth") by the energy distance
 (Székely & Rizzo) and by k-NN precision and recall (Kynkäänniemi et al. 2019), all in coordinates
 standardized by the truth. The same figures for an independent draw of the data against the truth are the
-floor: what a perfect model would score at this n. Built-in sets are drawn fresh and i.i.d.; a user file is
-split at random into two disjoint halves, again for every draw.
+floors: what a perfect model would score at this n. The energy distance's floor, which every ratio divides by, is
+its expectation (`Reference.expected_floor`), not the mean of a few measured floors, whose noise would scale
+every ratio of an evaluation alike. Built-in sets are drawn fresh and i.i.d.; a user file is split at random into
+two disjoint halves, again for every draw.
 """
 
 from __future__ import annotations
@@ -102,16 +104,17 @@ def evaluate(
     if nll:
         return _nll(run, sampling, pairs, draws, seed, progress, start)
     labels = run.labels_for(size, label)
-    references, floors, floor_p, floor_r = [], [], [], []
+    references, floors, measured, floor_p, floor_r = [], [], [], [], []
     for truth, other in pairs:
         t, o = standardize_like(torch.as_tensor(truth), torch.as_tensor(other))
         reference = Reference.of(t, K)
         references.append((torch.as_tensor(truth), reference))
+        floors.append(reference.expected_floor(size))
         distance, p, r = reference.compare(o, K)
-        floors.append(distance)
+        measured.append(distance)
         floor_p.append(p)
         floor_r.append(r)
-    floor = float(np.mean(floors))
+    floor = float(np.mean(floors))  # the expectation, not the mean of `measured` (Reference.expected_floor says why)
     distances, precisions, recalls = [], [], []
     with stage(f"evaluating {draws} draws of {size} points", draws, progress, unit="draw") as bar:
         for i in range(draws):
@@ -127,6 +130,7 @@ def evaluate(
         "ratio": Stat([d / floor for d in distances]),
         "distance": Stat(distances),
         "floor": Stat(floors),
+        "measured_floor": Stat(measured),
         "precision": Stat(precisions),
         "precision_floor": Stat(floor_p),
         "recall": Stat(recalls),
@@ -138,13 +142,14 @@ def evaluate(
     m = metrics
     lines = [
         f"energy distance ratio {m['ratio'].format()}  (distance {m['distance'].format(5)}, "
-        f"floor {m['floor'].format(5)})",
+        f"floor {m['floor'].mean:.5f}, and {m['measured_floor'].format(5)} measured on {len(measured)} draws of the "
+        "data)",
         f"k-NN precision {m['precision'].format(3)}  (floor {m['precision_floor'].format(3)});  "
         f"recall {m['recall'].format(3)}  (floor {m['recall_floor'].format(3)}); k = {K}",
         f"{draws} draws of n = {size}{cls_text}, {what}, standardized coordinates; mean ± std over draws",
-        "ratio = distance / floor, where the floor is the distance between two independent draws of the data: "
-        "1 means as close as another draw of the data; below 1 is within the floor's own spread, not better "
-        "than data. Precision below its floor means samples off the data (blur); recall below, missed data.",
+        "ratio = distance / floor, where the floor is the expected distance between two independent draws of the "
+        "data, E‖X - X'‖ · 2/n: 1 means as close as another draw of the data, whose own ratio is spread as the "
+        "measured floor is. Precision below its floor means samples off the data (blur); recall below, missed data.",
     ]
     return Evaluation(
         kind="points",
