@@ -35,8 +35,9 @@ def _floor(self_distance: float, m: int, n: int) -> float:
 
     The V-statistic's self terms average n - 1 distances and one zero per point, so E[D̂] = 2δ - (1 - 1/n)δ -
     (1 - 1/m)δ (Székely & Rizzo 2013, eq. 2, with its V-statistic's bias); δ is the m-point draw's U-statistic,
-    whose error is about 1/√m of δ. A measured floor is spread by 45-80% of its mean, so a mean of 4 measured
-    floors strays 0.6-1.7× where this strays under 1% (benchmarks/README.md, "How quality is measured").
+    which strays under 1% between draws of 5,000 points. A measured floor is spread by 48-76% of its mean, so a
+    mean of 4 measured floors strays 0.5-1.6× (5th-95th percentile, eight sets; benchmarks/RESULTS-teachers.md,
+    "The floor's own noise").
     """
     return self_distance * m / (m - 1) * (1 / n + 1 / m)
 
