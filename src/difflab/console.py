@@ -30,18 +30,23 @@ def main() -> int:
     callback swallows it ("Exception ignored in ..."), and inside a C++ extension's module code (torch) it
     aborts the process. So an interrupt that lands inside an import is delivered again, by a timer, once the
     import has finished; and every interrupt is recorded (`difflab.interrupts`) for the trainer, in case that
-    second delivery lands in code that swallows it.
+    second delivery lands in code that swallows it. The trainer takes the record when it installs its own handler;
+    a retry that fires after that delivers nothing, since the trainer is already stopping at its first step.
     """
 
-    def on_interrupt(signum: int, frame: FrameType | None) -> None:
-        interrupts.record(signum)
+    def deliver(frame: FrameType | None) -> None:
         if _inside_import(frame):
             signal.setitimer(signal.ITIMER_REAL, RETRY_S)
             return
         raise KeyboardInterrupt
 
+    def on_interrupt(signum: int, frame: FrameType | None) -> None:
+        interrupts.record(signum)
+        deliver(frame)
+
     def on_retry(signum: int, frame: FrameType | None) -> None:
-        on_interrupt(signal.SIGINT, frame)
+        if interrupts.pending() is not None:  # the trainer may have taken it meanwhile, and stops on its own
+            deliver(frame)
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
     previous_alarm = signal.signal(signal.SIGALRM, on_retry)

@@ -336,8 +336,9 @@ class Trainer:
             self.stop_signal = signum
 
         previous = {s: signal.signal(s, note) for s in (signal.SIGINT, signal.SIGTERM)}
-        if interrupts.pending() is not None:  # a Ctrl-C during start-up that no handler has acted on
-            self.stop_signal = interrupts.pending()
+        taken = interrupts.take()  # a Ctrl-C during start-up that no handler has acted on
+        if taken is not None:
+            self.stop_signal = taken
         try:
             yield
         finally:

@@ -514,3 +514,19 @@ def test_ctrl_c_at_any_moment_of_start_up_is_one_line(tmp_path: Path, delay: flo
     _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "Traceback" not in err
+
+
+def test_a_start_up_interrupt_is_taken_by_the_trainer_once(tmp_path: Path) -> None:
+    """A Ctrl-C recorded during start-up stops training at its first step, and the trainer takes it: the console's
+    retry timer must not deliver it again as a KeyboardInterrupt into the clean stop (a traceback, killed by SIGINT
+    instead of exit 130, as a fresh-clone run of the test above once was)."""
+    from difflab import interrupts
+    from difflab.trainer import Interrupted
+
+    interrupts.record(signal.SIGINT)
+    try:
+        with pytest.raises(Interrupted, match="SIGINT at step 1"):
+            difflab.train("moons", tmp_path / "r", progress=False, **{**TINY, "steps": 1000})
+        assert interrupts.pending() is None
+    finally:
+        interrupts.take()
