@@ -4,15 +4,15 @@ side by side in one run: the same data, the same network, the same wall-clock tr
     python benchmarks/peers.py [--data moons circles] [--budget 120] [--n 2000] [--draws 4]
 
 - difflab: `difflab.train(data, steps=S)` with every default (v target, cosine T = 1000, EMA, warm-up and
-  cosine decay), sampled with the default full ancestral chain; S is chosen so training takes the budget.
+  cosine decay), sampled with its default sampler; S is chosen so training takes the budget.
 - diffusers user: `DDPMScheduler()` with its default config (linear β, T = 1000, ε, clipped x̂0), the same MLP
   on the same [-1, 1]-normalized data, a plain AdamW(lr 1e-3) loop without EMA for the budget, and the
   scheduler's own 1000-step sampling loop; its few-step runs use DPMSolverMultistepScheduler on that network.
 - the tutorial: the series' configuration through difflab (linear β 1e-4..0.02 with T = 200, x0 target, the
-  ELBO-weighted Huber loss, t as one more input), sampled with its 200-step ancestral chain.
+  ELBO-weighted Huber loss, t as one more input), sampled as the series does, with its 200-step ancestral chain.
 
-For each: quality ratio (mean ± std over draws, as `difflab evaluate`), training steps and seconds, samples/s
-of its default sampler, and the fewest network evaluations (of 5, 10, 15, 20, 30, 50, 100) with a mean ratio
+For each: quality ratio (mean ± std over draws, as `difflab evaluate`) and samples/s of its own sampler, training
+steps and seconds, and the fewest network evaluations (of 5, 10, 15, 20, 30, 50, 100) with a mean ratio
 ≤ 1.5, if any.
 """
 
@@ -28,6 +28,7 @@ from diffusers import DDPMScheduler, DPMSolverMultistepScheduler
 
 import difflab
 from common import cell, pin_threads
+from difflab.data.source import load_points
 from difflab.evaluation import Stat
 from difflab.metrics import energy_distance, expected_floor, standardize_like
 from difflab.models.mlp import MLP
@@ -70,13 +71,16 @@ def fewest_nfe(quality: Callable[[int], float]) -> str:
     return f"> {NFE[-1]}"
 
 
-def difflab_row(name: str, data: str, budget: float, args: argparse.Namespace, options: dict[str, object]) -> str:
+def difflab_row(
+    name: str, data: str, budget: float, args: argparse.Namespace, options: dict[str, object], sampler: dict[str, str]
+) -> str:
+    """A difflab contender trained for the budget, judged and timed with `sampler` (empty: the run's default)."""
     steps = budgeted_steps(data, budget, **options)
     run = difflab.train(data, steps=steps, progress=False, threads=1, **options)
-    ev = run.evaluate(n=args.n, draws=args.draws, sampler="ddpm", progress=False, save=False)  # the full chain
-    sampling = run.resolve(sampler="ddpm")
+    ev = run.evaluate(n=args.n, draws=args.draws, progress=False, save=False, **sampler)
+    sampling = run.resolve(**sampler)
     start = time.perf_counter()
-    run.sample(args.n, progress=False)
+    run.sample(args.n, progress=False, **sampler)
     rate = args.n / (time.perf_counter() - start)
     nfe = fewest_nfe(
         lambda k: (
@@ -94,11 +98,17 @@ def difflab_row(name: str, data: str, budget: float, args: argparse.Namespace, o
 def diffusers_row(data: str, budget: float, args: argparse.Namespace) -> str:
     """The plain loop a diffusers user would write, on difflab's MLP and the same normalized data."""
     reference = difflab.train(data, steps=1, progress=False)  # for the normalization and the evaluation data
-    x = torch.as_tensor(
-        reference.info.scaler.transform(reference.kind.from_copy(reference.data_copy()).x), dtype=torch.float32
-    )
+    cfg = reference.config  # a built-in set keeps no copy: draw the run's training set again from its seed
+    points = load_points(data, cfg.n_data, cfg.seed, cfg.label_column).x
+    x = torch.as_tensor(reference.info.scaler.transform(points), dtype=torch.float32)
     torch.manual_seed(0)
-    net = MLP(x.shape[1], hidden=128, depth=3, time_embedding="sinusoidal")
+    net = MLP(  # difflab's default network, Fourier features included
+        x.shape[1],
+        hidden=cfg.hidden,
+        depth=cfg.depth,
+        time_embedding=cfg.time_embedding,
+        fourier_features=cfg.fourier_features,
+    )
     scheduler = DDPMScheduler()
     optimizer = torch.optim.AdamW(net.parameters(), lr=1e-3)
     g = torch.Generator().manual_seed(0)
@@ -150,9 +160,9 @@ def main() -> None:
             "| contender | ratio | precision | training steps | training s | default sampler | samples/s | "
             "fewest NFE to ratio ≤ 1.5 |\n|---|---|---|---|---|---|---|---|"
         )
-        print(difflab_row("difflab defaults", data, args.budget, args, {}), flush=True)
+        print(difflab_row("difflab defaults", data, args.budget, args, {}, {}), flush=True)
         print(diffusers_row(data, args.budget, args), flush=True)
-        print(difflab_row("the tutorial's config", data, args.budget, args, TUTORIAL), flush=True)
+        print(difflab_row("the tutorial's config", data, args.budget, args, TUTORIAL, {"sampler": "ddpm"}), flush=True)
 
 
 if __name__ == "__main__":
