@@ -7,10 +7,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 import difflab
 from difflab.evaluation import Stat
+from difflab.metrics import energy_distance, expected_floor, standardize_like
+from difflab.points.evaluation import FLOOR_DRAWS, reference_pairs
 
 
 def overrides(items: list[str]) -> dict[str, str]:
@@ -49,6 +52,17 @@ def pin_threads(threads: int = 1) -> str:
     torch.set_num_threads(threads)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return f"torch threads {threads}, load average {load:.1f} at start"
+
+
+def ratios(run: difflab.Run, draws: list[np.ndarray], n: int) -> Stat:
+    """Energy-distance ratio of each draw (samples in data units), against the data `evaluate` uses."""
+    pairs = reference_pairs(run, n, max(FLOOR_DRAWS, len(draws)), 0, None)
+    floor = float(np.mean([expected_floor(standardize_like(torch.as_tensor(t))[0], n) for t, _ in pairs]))
+    values = []
+    for i, samples in enumerate(draws):
+        t, s = standardize_like(torch.as_tensor(pairs[i][0]), torch.as_tensor(samples))
+        values.append(energy_distance(s, t) / floor)
+    return Stat(values)
 
 
 def cell(stat: Stat, digits: int = 2) -> str:

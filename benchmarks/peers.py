@@ -27,12 +27,9 @@ import torch
 from diffusers import DDPMScheduler, DPMSolverMultistepScheduler
 
 import difflab
-from common import cell, pin_threads
+from common import cell, pin_threads, ratios
 from difflab.data.source import load_points
-from difflab.evaluation import Stat
-from difflab.metrics import energy_distance, expected_floor, standardize_like
 from difflab.models.mlp import MLP
-from difflab.points.evaluation import FLOOR_DRAWS, reference_pairs
 
 NFE = [5, 10, 15, 20, 30, 50, 100]
 TUTORIAL = {
@@ -44,17 +41,6 @@ TUTORIAL = {
     "time_embedding": "scalar",
     "fourier_features": 0,
 }
-
-
-def ratios(run: difflab.Run, draw: Callable[[int], np.ndarray], n: int, draws: int) -> Stat:
-    """Energy-distance ratio of `draw(seed)` (data units) against the data `difflab evaluate` compares with."""
-    pairs = reference_pairs(run, n, max(FLOOR_DRAWS, draws), 0, None)
-    floor = float(np.mean([expected_floor(standardize_like(torch.as_tensor(t))[0], n) for t, _ in pairs]))
-    values = []
-    for i in range(draws):
-        t, s = standardize_like(torch.as_tensor(pairs[i][0]), torch.as_tensor(draw(i)))
-        values.append(energy_distance(s, t) / floor)
-    return Stat(values)
 
 
 def budgeted_steps(data: str, budget: float, **options: object) -> int:
@@ -134,12 +120,12 @@ def diffusers_row(data: str, budget: float, args: argparse.Namespace) -> str:
             s = sched.step(net(s, t.expand(len(s)) / 999, None), t, s, generator=gen).prev_sample  # type: ignore[attr-defined]
         return reference.model.to_data_units(s)
 
-    quality = ratios(reference, sample, args.n, args.draws)
+    quality = ratios(reference, [sample(i) for i in range(args.draws)], args.n)
     start = time.perf_counter()
     sample(0)
     rate = args.n / (time.perf_counter() - start)
     dpm = DPMSolverMultistepScheduler(timestep_spacing="trailing")
-    nfe = fewest_nfe(lambda k: ratios(reference, lambda s: sample(s, dpm, k), args.n, args.draws).mean)
+    nfe = fewest_nfe(lambda k: ratios(reference, [sample(i, dpm, k) for i in range(args.draws)], args.n).mean)
     return (
         f"| diffusers user (DDPMScheduler defaults, ε, no EMA) | {cell(quality)} | — | {steps} | {seconds:.0f} | "
         f"DDPM 1000 | {rate:.0f} | {nfe} |"

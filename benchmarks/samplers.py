@@ -24,11 +24,8 @@ import torch
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 
 import difflab
-from common import cell, overrides, pin_threads, trained
+from common import cell, overrides, pin_threads, ratios, trained
 from difflab.denoiser import CLIP_KINDS
-from difflab.evaluation import Stat
-from difflab.metrics import energy_distance, expected_floor, standardize_like
-from difflab.points.evaluation import FLOOR_DRAWS, reference_pairs
 from difflab.samplers import SAMPLERS
 from difflab.types import Spacing, choices
 
@@ -117,17 +114,6 @@ def diffusers_samples(
         out = out if kind == "DDPM" else out[:, :dim]
         sample = scheduler.step(out, t, sample, generator=gen).prev_sample
     return run.model.to_data_units(sample), time.perf_counter() - start
-
-
-def ratios(run: difflab.Run, draws: list[np.ndarray], n: int) -> Stat:
-    """Energy-distance ratio of each draw (samples in data units), against the data `evaluate` uses."""
-    pairs = reference_pairs(run, n, max(FLOOR_DRAWS, len(draws)), 0, None)
-    floor = float(np.mean([expected_floor(standardize_like(torch.as_tensor(t))[0], n) for t, _ in pairs]))
-    values = []
-    for i, samples in enumerate(draws):
-        t, s = standardize_like(torch.as_tensor(pairs[i][0]), torch.as_tensor(samples))
-        values.append(energy_distance(s, t) / floor)
-    return Stat(values)
 
 
 def diffusers_table(run: difflab.Run, data: str, args: argparse.Namespace) -> None:
