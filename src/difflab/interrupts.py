@@ -1,4 +1,5 @@
-"""Interrupts the command line received before training could hear them (a leaf module: no imports).
+"""Interrupts: those the command line received before training could hear them, and training's own handler
+(a leaf module: only the standard library, so the console can import it before anything heavy).
 
 `difflab.console` records every SIGINT here. One that arrived inside an import is delivered again later as a
 KeyboardInterrupt, and code that swallows exceptions (a finalizer, a callback) can lose it; the trainer takes
@@ -7,6 +8,11 @@ and once taken it is not delivered again (which raised a KeyboardInterrupt into 
 """
 
 from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 _received: list[int] = []
 
@@ -26,3 +32,22 @@ def take() -> int | None:
     last = pending()
     _received.clear()
     return last
+
+
+@contextmanager
+def handled(on_signal: Callable[[int], None]) -> Iterator[None]:
+    """Inside, SIGINT and SIGTERM call `on_signal(signum)` instead of their handlers, and a start-up interrupt not
+    yet acted on is taken and passed to it at once. Only the main thread may install handlers; elsewhere (a
+    training thread of a notebook, say) nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, lambda signum, _frame: on_signal(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
+    taken = take()
+    if taken is not None:
+        on_signal(taken)
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)

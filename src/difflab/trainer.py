@@ -13,11 +13,9 @@ import copy
 import math
 import signal
 import sys
-import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -325,25 +323,9 @@ class Trainer:
         ema.refresh_schedule()
         return ema.eval()
 
-    @contextmanager
-    def _stop_signals(self) -> Iterator[None]:
-        """Turn SIGINT/SIGTERM into "checkpoint after this step, then stop" for the duration of `fit`."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def note(signum: int, _frame: Any) -> None:
-            self.stop_signal = signum
-
-        previous = {s: signal.signal(s, note) for s in (signal.SIGINT, signal.SIGTERM)}
-        taken = interrupts.take()  # a Ctrl-C during start-up that no handler has acted on
-        if taken is not None:
-            self.stop_signal = taken
-        try:
-            yield
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
+    def _note_signal(self, signum: int) -> None:
+        """SIGINT/SIGTERM during `fit`: checkpoint after this step, then stop."""
+        self.stop_signal = signum
 
     def _warn_terminal(self, before: float | None = None) -> float:
         """Warn if the schedule does not end near pure noise; a learned schedule moves its end point while it
@@ -419,7 +401,7 @@ class Trainer:
         interval = (start, self.step)
         cuda = [self.device] if self.device.type == "cuda" else []
         refit_threads = Refit(self.cfg.threads)
-        with self._stop_signals(), torch.random.fork_rng(devices=cuda):
+        with interrupts.handled(self._note_signal), torch.random.fork_rng(devices=cuda):
             torch.set_rng_state(self.global_rng)
             try:
                 while self.step < self.cfg.steps:
